@@ -1,0 +1,7 @@
+"""Allow ``python -m supervisor``."""
+
+import sys
+
+from supervisor.cli import main
+
+sys.exit(main())

@@ -1,0 +1,273 @@
+"""The validated, frozen app spec: the only configuration the runtime sees.
+
+`specload.load_spec` builds it from YAML; nothing else constructs it except
+tests. Every duration is in seconds (float), every path absolute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+RELOAD_MODES = ("graceful", "chain", "swap")
+
+# Options the supervisor sets itself; a spec may not pass them through
+# `uwsgi.options`, because the supervisor's control of uWSGI depends on them.
+OWNED_OPTIONS = frozenset(
+    {
+        "master",
+        "master-fifo",
+        "stats",
+        "stats-server",
+        "stats-no-cores",
+        "stats-http",
+        "need-app",
+        "socket",
+        "uwsgi-socket",
+        "http",
+        "http-socket",
+        "chdir",
+        "module",
+        "wsgi-file",
+        "mount",
+        "manage-script-name",
+        "virtualenv",
+        "home",
+        "venv",
+        "pythonpath",
+        "processes",
+        "workers",
+        "threads",
+        "lazy-apps",
+        "logto",
+        "daemonize",
+        "pidfile",
+        "chmod-socket",
+        "chown-socket",
+        "vacuum",
+        "ini",
+        "yaml",
+        "json",
+        "xml",
+        "die-on-term",
+        "uid",
+        "gid",
+        "env",
+        "hook-post-fork",
+    }
+)
+
+# Default globs for what a code push is made of, and what never is.
+DEFAULT_WATCH_INCLUDE = (
+    "*.py",
+    "*.html",
+    "*.jinja",
+    "*.jinja2",
+    "*.j2",
+    "*.txt",
+    "*.cfg",
+    "*.ini",
+    "*.toml",
+    "*.yaml",
+    "*.yml",
+    "*.json",
+    "*.css",
+    "*.js",
+    "*.svg",
+    "*.png",
+    "*.jpg",
+    "*.gif",
+    "*.ico",
+)
+DEFAULT_WATCH_EXCLUDE = (
+    "__pycache__/*",
+    "*.py[cod]",
+    ".*",
+    "*~",
+    "*.swp",
+    "*.swx",
+    "*.tmp",
+    "*.log",
+    "*.log.*",
+    "*.sqlite",
+    "*.sqlite3",
+    "*.db",
+    "*.db-journal",
+    "*.db-wal",
+    "*.db-shm",
+    "*.pid",
+    "*.sock",
+    "*.lock",
+    "4913",
+    "node_modules/*",
+)
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where uWSGI listens: a unix socket path or a host and port."""
+
+    path: Optional[Path] = None
+    host: str = ""
+    port: int = 0
+
+    @property
+    def is_unix(self) -> bool:
+        return self.path is not None
+
+    def for_uwsgi(self) -> str:
+        """The address as uWSGI's `socket`/`http` options spell it."""
+        if self.path is not None:
+            return str(self.path)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def for_nginx(self) -> str:
+        """The address as nginx's `uwsgi_pass` spells it."""
+        if self.path is not None:
+            return f"unix:{self.path}"
+        return self.for_uwsgi()
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    module: str  # importable module, e.g. "flaskr" or "blog.wsgi"
+    callable: str  # attribute in that module, e.g. "app" or "create_app"
+    factory: bool  # True when the spec said "create_app()": call it once
+    chdir: Path  # as written (may be or sit under a symlink); absolute
+    virtualenv: Optional[Path] = None
+    env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def target(self) -> str:
+        """The module spec as the user wrote it."""
+        return f"{self.module}:{self.callable}{'()' if self.factory else ''}"
+
+
+@dataclass(frozen=True)
+class UwsgiSpec:
+    binary: str  # absolute path or a name looked up on PATH
+    socket: Address
+    processes: int = 2
+    threads: int = 1
+    allow_public_socket: bool = False
+    http: Optional[Address] = None
+    allow_public_http: bool = False
+    mount: str = "/"  # "/" or a sub-path like "/bbb" (no trailing slash)
+    options: tuple[tuple[str, str], ...] = ()  # passed through as --key value
+
+
+@dataclass(frozen=True)
+class WatchSpec:
+    enabled: bool = True
+    paths: tuple[Path, ...] = ()  # defaults to (app.chdir,)
+    include: tuple[str, ...] = DEFAULT_WATCH_INCLUDE
+    exclude: tuple[str, ...] = DEFAULT_WATCH_EXCLUDE
+    debounce: float = 0.2  # quiet window after the last change
+    max_wait: float = 2.0  # reload at the latest this long after the first change
+    reload: str = "graceful"  # one of RELOAD_MODES
+    preflight: bool = True
+    preflight_timeout: float = 30.0
+    poll: bool = False  # force polling instead of inotify
+
+
+@dataclass(frozen=True)
+class BackoffSpec:
+    initial: float = 0.1
+    max: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.1  # +/- this fraction of each delay
+
+
+@dataclass(frozen=True)
+class RestartSpec:
+    backoff: BackoffSpec = field(default_factory=BackoffSpec)
+    reset_after: float = 60.0  # healthy this long: the next crash counts as the first
+    max_attempts: Optional[int] = None  # None: never give up
+
+
+@dataclass(frozen=True)
+class NginxSpec:
+    group: Optional[str] = None  # group that may connect to the app's unix socket
+    static: tuple[tuple[str, Path], ...] = ()  # URL prefix -> directory nginx serves
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: Path  # the spec file, absolute
+    name: str
+    app: AppSpec
+    uwsgi: UwsgiSpec
+    runtime_dir: Path
+    logto: Optional[Path] = None
+    user: Optional[str] = None  # service user (unit rendering; uWSGI's uid when run as root)
+    group: Optional[str] = None
+    watch: WatchSpec = field(default_factory=WatchSpec)
+    restart: RestartSpec = field(default_factory=RestartSpec)
+    nginx: NginxSpec = field(default_factory=NginxSpec)
+    start_timeout: float = 60.0  # spawn to every worker serving
+    reload_timeout: float = 60.0  # reload begun to every worker serving new code
+    stop_timeout: float = 30.0  # `q` sent to SIGINT
+
+    @property
+    def watch_paths(self) -> tuple[Path, ...]:
+        return self.watch.paths or (self.app.chdir,)
+
+
+@dataclass(frozen=True)
+class InstancePaths:
+    """Control files of one uWSGI master; two exist side by side during a swap."""
+
+    root: Path
+    tag: str
+
+    @property
+    def master_fifo(self) -> Path:
+        return self.root / f"master-{self.tag}.fifo"
+
+    @property
+    def stats(self) -> Path:
+        return self.root / f"stats-{self.tag}.sock"
+
+
+@dataclass(frozen=True)
+class RuntimePaths:
+    """Files the supervisor keeps in the runtime dir.
+
+    `master.fifo` and `stats.sock` are symlinks to the serving instance's
+    files, so people and the CLI always find the live master.
+    """
+
+    root: Path
+
+    @property
+    def master_fifo(self) -> Path:
+        return self.root / "master.fifo"
+
+    @property
+    def stats(self) -> Path:
+        return self.root / "stats.sock"
+
+    @property
+    def app_socket(self) -> Path:
+        return self.root / "app.sock"
+
+    @property
+    def entry(self) -> Path:
+        return self.root / "wsgi_entry.py"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "supervisor.pid"
+
+    def instance(self, tag: str) -> InstancePaths:
+        return InstancePaths(self.root, tag)
+
+
+def runtime_paths(spec: Spec) -> RuntimePaths:
+    return RuntimePaths(spec.runtime_dir)
