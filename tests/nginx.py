@@ -1,0 +1,205 @@
+"""Run Debian's real nginx for tests: a throwaway prefix, loopback only.
+
+`nginx_check` runs `nginx -t` on a config that wraps a rendered include in a
+`server {}` block; `running_nginx` serves it on 127.0.0.1 and a free port and
+stops the master it started, by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+NGINX = Path("/usr/sbin/nginx")
+# Files the rendered include and the test config refer to, as Debian ships them.
+DEBIAN_CONF = Path("/etc/nginx")
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+CONF_TEMPLATE = """\
+{user}daemon off;
+master_process on;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log info;
+
+events {{
+    worker_connections 64;
+}}
+
+http {{
+    access_log {tmp}/access.log;
+    client_body_temp_path {tmp}/temp/client_body;
+    proxy_temp_path {tmp}/temp/proxy;
+    fastcgi_temp_path {tmp}/temp/fastcgi;
+    uwsgi_temp_path {tmp}/temp/uwsgi;
+    scgi_temp_path {tmp}/temp/scgi;
+    include mime.types;
+    default_type application/octet-stream;
+
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        include {tmp}/app.conf;
+    }}
+}}
+"""
+
+
+def require_nginx() -> Path:
+    """nginx's binary; skip the test without it, or fail it when CI=true."""
+    if os.access(NGINX, os.X_OK) and (DEBIAN_CONF / "uwsgi_params").is_file():
+        return NGINX
+    reason = (
+        f"nginx tier: {NGINX} or {DEBIAN_CONF}/uwsgi_params missing; "
+        "install Debian's nginx-light (apt-get install nginx-light)"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason, pytrace=False)
+    print(reason)
+    pytest.skip(reason)
+
+
+def _user_directive() -> str:
+    # `user` is only honoured (and a user other than the master's only
+    # possible) when the master is root; then keep workers as root too, so
+    # they reach sockets in the test's temp dirs like the tests' own user.
+    if os.geteuid() != 0:
+        return ""
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    group = grp.getgrgid(os.getegid()).gr_name
+    return f"user {user} {group};\n"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def write_conf(tmp: Path, include: str, port: int = 0) -> Path:
+    """Write nginx.conf wrapping `include` in a server block; return its path.
+
+    Relative includes (`uwsgi_params`, `mime.types`) resolve next to
+    nginx.conf, as they do in /etc/nginx, so Debian's files are copied there.
+    """
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "temp").mkdir(exist_ok=True)
+    for name in ("uwsgi_params", "mime.types"):
+        shutil.copyfile(DEBIAN_CONF / name, tmp / name)
+    (tmp / "app.conf").write_text(include)
+    conf = tmp / "nginx.conf"
+    conf.write_text(CONF_TEMPLATE.format(user=_user_directive(), tmp=tmp, port=port or 8080))
+    return conf
+
+
+def _argv(tmp: Path, *extra: str) -> list[str]:
+    return [
+        str(require_nginx()),
+        "-p",
+        f"{tmp}/",
+        "-c",
+        str(tmp / "nginx.conf"),
+        "-e",
+        str(tmp / "error.log"),
+        *extra,
+    ]
+
+
+def nginx_check(tmp: Path, include: str) -> subprocess.CompletedProcess[str]:
+    """`nginx -t` on a config that includes `include`; the result, not raised."""
+    require_nginx()
+    write_conf(tmp, include)
+    return subprocess.run(_argv(tmp, "-t"), capture_output=True, text=True, timeout=30, check=False)
+
+
+@dataclass
+class Nginx:
+    tmp: Path
+    port: int
+    pid: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def error_log(self) -> str:
+        try:
+            return (self.tmp / "error.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _start(tmp: Path, port: int) -> subprocess.Popen[bytes] | None:
+    """Start nginx on `port`; None if the port was taken meanwhile."""
+    with open(tmp / "nginx.out", "ab") as out:
+        proc = subprocess.Popen(
+            _argv(tmp),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,  # its workers share a group we can reap
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log = (tmp / "error.log").read_text(errors="replace")
+            if "Address already in use" in log:
+                return None
+            raise RuntimeError(f"nginx exited {proc.returncode}:\n{log}")
+        if _listening(port):
+            return proc
+        time.sleep(0.02)
+    _stop(proc)
+    raise RuntimeError(f"nginx not listening on {port} after {START_TIMEOUT}s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop our nginx master: graceful QUIT, then TERM, then KILL its group."""
+    for sig in (signal.SIGQUIT, signal.SIGTERM):
+        if proc.poll() is not None:
+            return  # a master that exited by itself has stopped its workers
+        proc.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(STOP_TIMEOUT)
+            return
+    # Not reaped yet, so the group is still ours; it holds the workers too.
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@contextlib.contextmanager
+def running_nginx(tmp: Path, include: str) -> Iterator[Nginx]:
+    """Serve `include` inside a server block on 127.0.0.1; stop nginx after."""
+    require_nginx()
+    for _ in range(5):
+        port = free_port()
+        write_conf(tmp, include, port)
+        proc = _start(tmp, port)
+        if proc is not None:
+            break
+    else:
+        raise RuntimeError("no free port for nginx after 5 tries")
+    try:
+        yield Nginx(tmp=tmp, port=port, pid=proc.pid)
+    finally:
+        _stop(proc)
