@@ -194,8 +194,8 @@ def render_unit_dropin(spec: Spec) -> str:
         lines.append(f"Group={_unit_value(spec.group)}")
     if spec.uwsgi.socket.is_unix and spec.nginx.group and spec.nginx.group != spec.group:
         lines += [
-            f"# uWSGI hands the app socket to group {spec.nginx.group!r} (chown-socket) so",
-            "# nginx can connect; a user may only chown to a group it belongs to.",
+            f"# The app socket is handed to group {spec.nginx.group!r} so nginx can",
+            "# connect; a user may only chown a file to a group it belongs to.",
             f"SupplementaryGroups={_unit_value(spec.nginx.group)}",
         ]
     if not (spec.user or spec.group):
