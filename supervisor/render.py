@@ -82,7 +82,8 @@ def nginx_read_timeout(spec: Spec) -> int:
 def _header(spec: Spec) -> list[str]:
     lines = [
         f"# nginx locations for the uwsgi-supervisor app {_name(spec)},",
-        f"# rendered from {_comment(spec.path)}: render it again after changing the spec.",
+        f"# rendered from {_comment(spec.path)} by `uwsgi-supervisor render nginx`:",
+        "# render it again after changing the spec.",
         "#",
         "# Not a whole config: include it inside your own server { ... } block,",
         "# which must not define these locations itself:",
@@ -183,7 +184,8 @@ def render_unit_dropin(spec: Spec) -> str:
     """The systemd drop-in that runs the spec's app as its user and group."""
     unit = f"uwsgi-supervisor@{_name(spec)}.service"
     lines = [
-        f"# systemd drop-in for {unit}, rendered from {_comment(spec.path)}.",
+        f"# systemd drop-in for {unit}, rendered from {_comment(spec.path)}",
+        "# by `uwsgi-supervisor render unit`.",
         f"# Install as /etc/systemd/system/{unit}.d/override.conf, then run",
         f"#     systemctl daemon-reload && systemctl restart {unit}",
         "[Service]",
