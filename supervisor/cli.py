@@ -1,0 +1,209 @@
+"""Command line: check, run, status, reload, render."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from supervisor import __version__
+from supervisor.control import FifoNotReady, Stats, read_stats_raw, parse_stats, write_fifo_retry
+from supervisor.spec import Spec, runtime_paths
+from supervisor.specload import SpecError, load_spec
+from supervisor.status import ago, read_state
+
+EX_CONFIG = 78  # sysexits: bad configuration; the unit's RestartPreventExitStatus
+EX_UNAVAILABLE = 69
+EX_TEMPFAIL = 75
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.func(args)
+        return code
+    except SpecError as exc:
+        print(str(exc), file=sys.stderr)
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="uwsgi-supervisor",
+        description="Run one Python web app under uWSGI: validated spec, crash restart,"
+        " code-push reload, systemd notify and watchdog.",
+    )
+    p.add_argument("--version", action="version", version=f"uwsgi-supervisor {__version__}")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    c = sub.add_parser("check", help="validate a spec and print the uWSGI command it runs")
+    c.add_argument("spec", type=Path)
+    c.add_argument("-q", "--quiet", action="store_true", help="print nothing when the spec is valid")
+    c.set_defaults(func=cmd_check)
+
+    r = sub.add_parser("run", help="supervise the app in the foreground (what systemd runs)")
+    r.add_argument("spec", type=Path)
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("status", help="show the supervisor's and uWSGI's state")
+    s.add_argument("spec", type=Path)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_status)
+
+    rl = sub.add_parser(
+        "reload",
+        help="reload the app's code (through the supervisor if it runs, else the master FIFO)",
+    )
+    rl.add_argument("spec", type=Path)
+    rl.add_argument("--chain", action="store_true", help="chain reload: one worker at a time")
+    rl.add_argument(
+        "--wait",
+        action="store_true",
+        default=True,
+        help="wait until the reload is done or failed (default)",
+    )
+    rl.add_argument("--no-wait", dest="wait", action="store_false")
+    rl.add_argument("--timeout", type=float, default=None, help="seconds to wait (default: spec's reload.timeout + 30)")
+    rl.set_defaults(func=cmd_reload)
+
+    rd = sub.add_parser("render", help="print the nginx include or the systemd drop-in for a spec")
+    rd.add_argument("what", choices=["nginx", "unit"])
+    rd.add_argument("spec", type=Path)
+    rd.set_defaults(func=cmd_render)
+    return p
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from supervisor.uwsgi import build_command
+
+    spec = load_spec(args.spec)
+    if not args.quiet:
+        cmd = build_command(spec, runtime_paths(spec).instance("1"))
+        print(f"{args.spec}: ok ({spec.name}: {spec.app.target} in {spec.app.chdir})")
+        print(cmd.shell_line())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from supervisor.logs import Logger
+    from supervisor.loop import run
+
+    spec = load_spec(args.spec)
+    log = Logger(spec.name)
+    return run(spec.path, log)
+
+
+def supervisor_pid(spec: Spec) -> Optional[int]:
+    """PID of the live supervisor holding this app's lock, if any."""
+    import fcntl
+
+    lock = spec.runtime_dir / "supervisor.lock"
+    try:
+        with open(lock) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                text = f.read().strip()
+                return int(text) if text.isdigit() else None
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return None
+    except OSError:
+        return None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    paths = runtime_paths(spec)
+    pid = supervisor_pid(spec)
+    state = read_state(paths.state) if pid else None
+    raw = read_stats_raw(paths.stats)
+    if args.json:
+        doc: dict[str, Any] = {"supervisor": state, "supervisor_running": pid is not None}
+        doc["uwsgi"] = raw
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return 0 if raw is not None else 3
+    if state is not None:
+        print(f"supervisor: pid {pid}, {state.get('state')}: {state.get('status')}")
+        if state.get("reload_refused"):
+            print(f"  {state['reload_refused']}")
+        reload = state.get("last_reload")
+        if reload:
+            print(f"  last reload {ago(time.time() - reload['at'])}: {reload['reason']}")
+        if state.get("state") in ("backoff", "fatal", "starting") and state.get("uwsgi_tail"):
+            print("  uWSGI's last lines:")
+            for line in state["uwsgi_tail"]:
+                print(f"    {line}")
+    else:
+        print(f"supervisor: not running for {spec.name} ({paths.root})")
+    if raw is None:
+        print(f"uWSGI: not running (no answer on {paths.stats})")
+        return 3
+    print_stats(parse_stats(raw), state)
+    return 0
+
+
+def print_stats(stats: Stats, state: Optional[dict[str, Any]]) -> None:
+    gen = f", generation {state['generation']}" if state else ""
+    print(
+        f"uWSGI {stats.version}: master pid {stats.pid}, {stats.serving_workers}/"
+        f"{len(stats.workers)} workers serving, listen queue {stats.listen_queue}{gen}"
+    )
+    print(f"{'worker':>6} {'pid':>8} {'state':<9} {'requests':>9} {'exceptions':>10} {'rss MiB':>8}  spawned")
+    now = time.time()
+    for w in stats.workers:
+        status = w.status if w.accepting else f"{w.status}*"
+        spawned = ago(max(0.0, now - w.last_spawn)) if w.last_spawn else "-"
+        print(
+            f"{w.id:>6} {w.pid:>8} {status:<9} {w.requests:>9} {w.exceptions:>10}"
+            f" {w.rss / 1048576:>8.1f}  {spawned}"
+        )
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    paths = runtime_paths(spec)
+    pid = supervisor_pid(spec)
+    if pid is None:
+        command = "c" if args.chain else "r"
+        try:
+            write_fifo_retry(paths.master_fifo, command)
+        except (FifoNotReady, OSError) as exc:
+            print(f"uwsgi-supervisor: cannot reload {spec.name}: {exc}", file=sys.stderr)
+            return EX_UNAVAILABLE
+        print(f"wrote '{command}' to {paths.master_fifo}")
+        return 0
+    before = (read_state(paths.state) or {}).get("reload_done", {}).get("seq", 0)
+    os.kill(pid, signal.SIGUSR2 if args.chain else signal.SIGHUP)
+    if not args.wait:
+        return 0
+    timeout = args.timeout if args.timeout is not None else spec.reload_timeout + 30
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = (read_state(paths.state) or {}).get("reload_done") or {}
+        if done.get("seq", 0) > before:
+            stream = sys.stdout if done.get("ok") else sys.stderr
+            print(done.get("message", ""), file=stream)
+            return 0 if done.get("ok") else 1
+        time.sleep(0.1)
+    print(f"uwsgi-supervisor: reload of {spec.name} not finished after {timeout:g}s", file=sys.stderr)
+    return EX_TEMPFAIL
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from supervisor import render
+
+    spec = load_spec(args.spec)
+    text = render.render_nginx(spec) if args.what == "nginx" else render.render_unit_dropin(spec)
+    sys.stdout.write(text)
+    return 0

@@ -1,0 +1,345 @@
+"""The supervisor's single-threaded loop: signals, uWSGI output, stats, timers."""
+
+from __future__ import annotations
+
+import fcntl
+import grp
+import os
+import selectors
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any, Callable, Optional
+
+from supervisor import procs
+from supervisor.control import read_stats, write_fifo
+from supervisor.logs import Logger
+from supervisor.machine import Machine
+from supervisor.notify import Notifier, watchdog_period
+from supervisor.runner import UwsgiRunner, describe_exit
+from supervisor.spec import Spec, runtime_paths
+from supervisor.specload import SpecError, load_spec
+from supervisor.states import State
+from supervisor.status import status_line, write_state
+from supervisor.uwsgi import build_command
+
+STATS_FAST = 0.1  # while starting or reloading
+STATS_SLOW = 1.0  # while running: also the watchdog's evidence of life
+HANDLED_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGCHLD,
+)
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+def prepare_runtime_dir(spec: Spec) -> IO[str]:
+    """Create the runtime dir safely and take the per-app lock.
+
+    The dir is 0711 when nginx must reach a unix socket inside it (others may
+    traverse, not list; the FIFO and stats socket are 0600 by uWSGI's umask),
+    else 0700. Returns the open lock file, held for the supervisor's life.
+    """
+    root = spec.runtime_dir
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    sock = spec.uwsgi.socket.path
+    nginx_inside = sock is not None and sock.parent == root
+    os.chmod(root, 0o711 if nginx_inside else 0o700)
+    lock = open(root / "supervisor.lock", "a+")  # noqa: SIM115 - held for the process's life
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        lock.seek(0)
+        other = lock.read().strip() or "unknown"
+        lock.close()
+        raise AlreadyRunning(
+            f"another uwsgi-supervisor (pid {other}) already supervises {spec.name}"
+            f" (lock {root / 'supervisor.lock'})"
+        ) from exc
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+class Loop:
+    def __init__(self, spec: Spec, log: Logger) -> None:
+        self.spec = spec
+        self.log = log
+        self.notifier = Notifier()
+        self.exit_code: Optional[int] = None
+        self.runner = UwsgiRunner(spec, self.notifier, log.info, self._status, self._exit)
+        self.machine = Machine(spec, self.runner)
+        self.sel = selectors.DefaultSelector()
+        self.signals: list[int] = []
+        self.wake_r, self.wake_w = os.pipe()
+        self.next_stats = 0.0
+        self.watchdog = watchdog_period(os.environ)
+        self.next_watchdog = 0.0
+        self.refused: Optional[str] = None
+        self.reload_seq = 0  # reloads asked for by signal (CLI, systemctl reload)
+        self.reload_done: dict[str, Any] = {"seq": 0, "ok": True, "message": ""}
+        self.awaiting_reload = 0
+        self.socket_prepared = False
+        self.last_state_write = 0.0
+        self.hooks: list[Callable[[float], None]] = []  # extra per-iteration work (watcher)
+
+    # -- signal plumbing: handlers only record -----------------------------------
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        """Signal handler - no logging, no decisions: just record it."""
+        self.signals.append(signum)
+
+    def install_signals(self) -> None:
+        for fd in (self.wake_r, self.wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, self._on_signal)
+        self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
+
+    def wake(self) -> None:
+        """Wake the loop from another thread (the code watcher)."""
+        try:
+            os.write(self.wake_w, b"\0")
+        except BlockingIOError:
+            pass
+
+    # -- run --------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.install_signals()
+        self.stop_leftover_instance()
+        now = time.monotonic()
+        self.machine.start(now)
+        self._register_output()
+        while self.exit_code is None:
+            self._wait(time.monotonic())
+            now = time.monotonic()
+            self._handle_signals(now)
+            self._check_child(now)
+            self.machine.tick(now)
+            self._register_output()
+            self._poll_stats(now)
+            for hook in self.hooks:
+                hook(now)
+            self._ping(now)
+            self._publish(now)
+        self._publish(time.monotonic(), force=True)
+        return self.exit_code
+
+    def _wait(self, now: float) -> None:
+        deadlines = [self.next_stats, self.next_watchdog if self.watchdog else None]
+        deadlines.append(self.machine.next_deadline())
+        soonest = min(d for d in deadlines if d is not None)
+        timeout = max(0.0, min(soonest - now, 1.0))
+        for key, _ in self.sel.select(timeout):
+            if key.data == "wake":
+                try:
+                    while os.read(self.wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+            elif key.data == "uwsgi":
+                self.runner.drain_output()
+                if self.runner.output_fd is None:
+                    self.sel.unregister(key.fd)
+
+    def _register_output(self) -> None:
+        fd = self.runner.output_fd
+        if fd is None:
+            return
+        try:
+            self.sel.get_key(fd)
+        except KeyError:
+            for key in list(self.sel.get_map().values()):
+                if key.data == "uwsgi":
+                    self.sel.unregister(key.fd)
+            self.sel.register(fd, selectors.EVENT_READ, "uwsgi")
+
+    def _handle_signals(self, now: float) -> None:
+        while self.signals:
+            sig = self.signals.pop(0)
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                self.log.info(f"{signal.Signals(sig).name} received: stopping gracefully")
+                self.machine.request_stop(now)
+            elif sig == signal.SIGHUP:
+                self._reload_spec(now)
+            elif sig in (signal.SIGUSR1, signal.SIGUSR2):
+                mode = "chain" if sig == signal.SIGUSR2 else self._code_mode()
+                self._begin_signal_reload(now, mode, "reload requested")
+
+    def _code_mode(self) -> str:
+        return "chain" if self.spec.watch.reload == "chain" else "graceful"
+
+    def _reload_spec(self, now: float) -> None:
+        try:
+            new = load_spec(self.spec.path)
+        except SpecError as exc:
+            self.log.error(f"SIGHUP: spec is invalid, keeping the running config:\n{exc}")
+            self.reload_seq += 1
+            self.reload_done = {"seq": self.reload_seq, "ok": False, "message": str(exc)}
+            return
+        inst = runtime_paths(self.spec).instance("x")
+        changed = build_command(self.spec, inst).argv != build_command(new, inst).argv
+        changed = changed or new.app.env != self.spec.app.env or new.user != self.spec.user
+        self.spec = new
+        self.machine.spec = new
+        self.runner.spec = new
+        if changed:
+            self._begin_signal_reload(now, "restart", "spec changed (uWSGI command line)")
+        else:
+            self._begin_signal_reload(now, self._code_mode(), "SIGHUP")
+
+    def _begin_signal_reload(self, now: float, mode: str, reason: str) -> None:
+        self.reload_seq += 1
+        self.awaiting_reload = self.reload_seq
+        self.machine.request_reload(now, mode, reason)
+
+    def _check_child(self, now: float) -> None:
+        code = self.runner.poll_exit()
+        if code is None:
+            return
+        self.socket_prepared = False
+        error = self.runner.last_error()
+        how = describe_exit(code)
+        self.log.info(f"uWSGI exited: {how}" + (f": {error}" if error else ""))
+        self.machine.child_exited(now, how)
+
+    def _poll_stats(self, now: float) -> None:
+        if now < self.next_stats:
+            return
+        m = self.machine
+        fast = m.state in (State.STARTING, State.RELOADING, State.STOPPING)
+        self.next_stats = now + (STATS_FAST if fast else STATS_SLOW)
+        if m.state not in (State.STARTING, State.RUNNING, State.RELOADING) or not self.runner.inst:
+            return
+        stats = read_stats(self.runner.inst.stats, timeout=0.5)
+        if stats is not None and not self.socket_prepared:
+            self._prepare_app_socket()
+        m.stats(time.monotonic(), stats)
+        self._settle_signal_reload()
+
+    def _settle_signal_reload(self) -> None:
+        """Record the outcome of a signal-requested reload for `reload --wait`."""
+        if not self.awaiting_reload:
+            return
+        m = self.machine
+        if m.state is State.RUNNING and m.reload is None and m.pending is None:
+            ok, message = True, f"reloaded: generation {m.generation}"
+        elif m.state in (State.BACKOFF, State.FATAL, State.STOPPED):
+            ok, message = False, f"reload failed: {m.state.value}: {self.runner.last_error()}"
+        else:
+            return
+        self.reload_done = {"seq": self.awaiting_reload, "ok": ok, "message": message}
+        self.awaiting_reload = 0
+
+    def _prepare_app_socket(self) -> None:
+        """Let nginx's worker group connect to the app's unix socket (mode 0660)."""
+        path = self.spec.uwsgi.socket.path
+        if path is None or not path.exists():
+            self.socket_prepared = True
+            return
+        try:
+            if self.spec.nginx.group:
+                os.chown(path, -1, grp.getgrnam(self.spec.nginx.group).gr_gid)
+            os.chmod(path, 0o660)
+        except (OSError, KeyError) as exc:
+            self.log.error(f"cannot open {path} to nginx's group: {exc}")
+        self.socket_prepared = True
+
+    def _ping(self, now: float) -> None:
+        if not self.watchdog or now < self.next_watchdog:
+            return
+        self.next_watchdog = now + self.watchdog / 2
+        if self.machine.watchdog_ok(now, stale_after=max(self.watchdog / 2, 3 * STATS_SLOW)):
+            self.notifier.watchdog()
+
+    def _status(self) -> str:
+        return status_line(
+            self.machine, time.monotonic(), self.runner.last_error(), self.refused
+        )
+
+    def _publish(self, now: float, force: bool = False) -> None:
+        """Send STATUS= and rewrite the state file, at most every 0.2 s."""
+        if not force and now - self.last_state_write < 0.2:
+            return
+        self.last_state_write = now
+        self._settle_signal_reload()
+        line = self._status()
+        self.notifier.status(line)
+        m = self.machine
+        doc: dict[str, Any] = {
+            "name": self.spec.name,
+            "supervisor_pid": os.getpid(),
+            "state": m.state.value,
+            "status": line,
+            "uwsgi_pid": self.runner.proc.pid if self.runner.proc else None,
+            "generation": m.generation,
+            "crashes": m.crashes,
+            "next_try_in": max(0.0, m.deadline - now)
+            if m.state is State.BACKOFF and m.deadline
+            else None,
+            "last_exit": m.last_exit,
+            "last_error": self.runner.last_error() if m.state is not State.RUNNING else None,
+            "last_reload": {"at": m.last_reload[0], "reason": m.last_reload[1]}
+            if m.last_reload
+            else None,
+            "reload_refused": self.refused,
+            "reload_done": self.reload_done,
+            "uwsgi_tail": list(self.runner.tail)[-10:] if m.state is not State.RUNNING else [],
+        }
+        try:
+            write_state(runtime_paths(self.spec).state, doc)
+        except OSError as exc:
+            self.log.error(f"cannot write state file: {exc}")
+
+    def _exit(self, code: int) -> None:
+        self.exit_code = code
+
+    def stop_leftover_instance(self) -> None:
+        """Stop a uWSGI left over from a previous life of this supervisor."""
+        pids = procs.instance_pids(self.spec.runtime_dir)
+        if not pids:
+            return
+        self.log.info(
+            f"found uWSGI processes {' '.join(map(str, pids))} left over from a previous"
+            " supervisor for this app; stopping them gracefully before starting anew"
+        )
+        paths = runtime_paths(self.spec)
+        for fifo in sorted(paths.root.glob("master-*.fifo")):
+            try:
+                write_fifo(fifo, "q")
+            except (OSError, ValueError):
+                pass
+        if not procs.wait_gone(self.spec.runtime_dir, min(self.spec.stop_timeout, 10.0), self._idle_ping):
+            masters = [p for p in procs.instance_pids(self.spec.runtime_dir) if procs.parent_pid(p) not in pids]
+            procs.signal_pids(masters, signal.SIGINT)
+            if not procs.wait_gone(self.spec.runtime_dir, 3.0, self._idle_ping):
+                killed = procs.kill_leftovers(self.spec.runtime_dir)
+                self.log.info(f"killed leftover uWSGI processes {' '.join(map(str, killed))}")
+
+    def _idle_ping(self) -> None:
+        if self.watchdog:
+            self.notifier.watchdog()
+
+
+def run(spec_path: Path, log: Logger, stream: IO[str] = sys.stderr) -> int:
+    spec = load_spec(spec_path)
+    try:
+        lock = prepare_runtime_dir(spec)
+    except AlreadyRunning as exc:
+        log.error(str(exc))
+        return 75
+    loop = Loop(spec, log)
+    try:
+        return loop.run()
+    finally:
+        lock.close()

@@ -1,0 +1,81 @@
+"""Find and end processes of a uWSGI instance, including ones whose master died."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Callable
+
+from supervisor.uwsgi import INSTANCE_MARK
+
+
+def instance_pids(runtime_dir: Path) -> list[int]:
+    """PIDs of live processes started for this runtime dir (workers included).
+
+    uWSGI workers inherit the mark in their environment, which survives both
+    their master's death and `procname` options that rewrite the cmdline.
+    """
+    mark = f"{INSTANCE_MARK}={runtime_dir}".encode() + b"\0"
+    me = os.getpid()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue  # gone, or not ours to read
+        if (b"\0" + env).find(b"\0" + mark) >= 0 and not _is_zombie(int(entry.name)):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0] == b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def parent_pid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def signal_pids(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def kill_leftovers(runtime_dir: Path, wait: float = 5.0) -> list[int]:
+    """SIGKILL every process of the instance and wait until they are gone."""
+    pids = instance_pids(runtime_dir)
+    if not pids:
+        return []
+    signal_pids(pids, signal.SIGKILL)
+    deadline = time.monotonic() + wait
+    while instance_pids(runtime_dir) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return pids
+
+
+def wait_gone(runtime_dir: Path, timeout: float, tick: Callable[[], None]) -> bool:
+    """Wait until no process of the instance is left; `tick` runs between polls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not instance_pids(runtime_dir):
+            return True
+        tick()
+        time.sleep(0.05)
+    return not instance_pids(runtime_dir)
