@@ -1,0 +1,168 @@
+"""Checks of a spec against this host: paths, users, groups, modules, binaries.
+
+Each check raises ValueError with a message that says what to fix. Paths
+are kept as written (never resolved): a deploy's `current` symlink must stay
+a symlink to the runtime.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Optional
+
+
+def absolute_path(text: str) -> Path:
+    if not os.path.isabs(text):
+        hint = " ('~' is not expanded)" if text.startswith("~") else ""
+        raise ValueError(f"'{text}' is not an absolute path; write it from '/'{hint}")
+    return Path(text)
+
+
+def _missing(path: Path) -> str:
+    if path.is_symlink():
+        return f"{path} is a symlink to {os.readlink(path)}, which does not exist"
+    return f"{path} does not exist"
+
+
+def existing_dir(text: str) -> Path:
+    """An absolute path to a directory (or a symlink to one) that exists."""
+    path = absolute_path(text)
+    if not path.exists():
+        raise ValueError(f"{_missing(path)}; create it or fix the path")
+    if not path.is_dir():
+        raise ValueError(f"{path} is a file, not a directory")
+    return path
+
+
+def existing_path(text: str) -> Path:
+    """An absolute path to anything that exists."""
+    path = absolute_path(text)
+    if not path.exists():
+        raise ValueError(f"{_missing(path)}; create it or fix the path")
+    return path
+
+
+def file_in_existing_dir(text: str) -> Path:
+    """An absolute path to a file that may not exist yet, in a directory that does."""
+    path = absolute_path(text)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give a file name in it")
+    if not path.parent.is_dir():
+        raise ValueError(f"directory {path.parent} does not exist; create it or fix the path")
+    return path
+
+
+def virtualenv_dir(text: str) -> Path:
+    """A virtualenv: a directory with bin/python."""
+    path = existing_dir(text)
+    if not (path / "bin" / "python").exists():
+        raise ValueError(
+            f"{path} has no bin/python, so it is not a virtualenv; "
+            f"create one with: python3 -m venv {path}"
+        )
+    return path
+
+
+def site_packages(virtualenv: Path) -> list[Path]:
+    return sorted(virtualenv.glob("lib*/python3*/site-packages"))
+
+
+def find_module(module: str, roots: Sequence[Path]) -> Optional[Path]:
+    """Where `module` (dotted) would be imported from under one of `roots`."""
+    *packages, last = module.split(".")
+    for root in roots:
+        folder = root.joinpath(*packages)
+        candidates = [folder / f"{last}.py", folder / last / "__init__.py", folder / f"{last}.pyc"]
+        candidates += sorted(folder.glob(f"{last}.*so")) if folder.is_dir() else []
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def module_not_found(module: str, chdir: Path, virtualenv: Optional[Path]) -> str:
+    """Why `module` cannot be imported by the app, and where it was looked for."""
+    rel = module.replace(".", "/")
+    where = f"{chdir}/{rel}.py or {chdir}/{rel}/__init__.py"
+    if virtualenv is not None:
+        return (
+            f"module '{module}' not found: looked for {where}, and in the site-packages "
+            f"of {virtualenv}; fix app.module or app.chdir"
+        )
+    return (
+        f"module '{module}' not found: looked for {where}; fix app.module or app.chdir "
+        "(if the app is installed in a virtualenv, set app.virtualenv)"
+    )
+
+
+def existing_user(name: str) -> str:
+    try:
+        pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+    except KeyError:
+        raise ValueError(
+            f"no user '{name}' on this host; create it (useradd --system {name}) or fix the name"
+        ) from None
+    return name
+
+
+def existing_group(name: str) -> str:
+    try:
+        grp.getgrgid(int(name)) if name.isdigit() else grp.getgrnam(name)
+    except KeyError:
+        raise ValueError(
+            f"no group '{name}' on this host; create it (groupadd --system {name}) or fix the name"
+        ) from None
+    return name
+
+
+def _is_executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def uwsgi_binary(binary: Optional[str], search_path: Optional[str]) -> str:
+    """The absolute path of the uWSGI binary to run.
+
+    With no `binary`, the `uwsgi` installed beside this Python (pip's uWSGI
+    in the same virtualenv) wins over the one on PATH.
+    """
+    if binary is None:
+        beside = os.path.join(os.path.dirname(sys.executable), "uwsgi")
+        if _is_executable(beside):
+            return beside
+        found = shutil.which("uwsgi", path=search_path)
+        if found:
+            return os.path.abspath(found)
+        raise ValueError(
+            f"no uwsgi binary beside {sys.executable} or on PATH; "
+            "install uWSGI (pip install uwsgi) or set uwsgi.binary"
+        )
+    if "/" in binary:
+        path = absolute_path(binary)
+        if not path.exists():
+            raise ValueError(f"{_missing(path)}; install uWSGI or fix the path")
+        if not _is_executable(binary):
+            raise ValueError(f"{binary} is not an executable file")
+        return binary
+    found = shutil.which(binary, path=search_path)
+    if not found:
+        raise ValueError(f"'{binary}' is not found on PATH; give its absolute path")
+    return os.path.abspath(found)
+
+
+def default_runtime_dir(name: str, environ: Mapping[str, str]) -> Path:
+    """systemd's RUNTIME_DIRECTORY, else /run/... for root, else a per-user dir."""
+    first = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if os.path.isabs(first):
+        return Path(first)
+    if os.geteuid() == 0:
+        return Path("/run/uwsgi-supervisor") / name
+    xdg = environ.get("XDG_RUNTIME_DIR", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "uwsgi-supervisor" / name
+    return Path(f"/tmp/uwsgi-supervisor-{os.geteuid()}") / name

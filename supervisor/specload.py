@@ -1,0 +1,439 @@
+"""Load a YAML spec into a frozen `Spec`, reporting every problem at once.
+
+Each problem names the file, line and column, the dotted key and what to do
+(see `yamlnodes.Problem`). The layout of the spec is documented key by key
+in etc/example.yaml.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+from yaml.nodes import Node, ScalarNode, SequenceNode
+
+from supervisor.hostchecks import (
+    absolute_path,
+    default_runtime_dir,
+    existing_dir,
+    existing_group,
+    existing_path,
+    existing_user,
+    file_in_existing_dir,
+    find_module,
+    module_not_found,
+    site_packages,
+    uwsgi_binary,
+    virtualenv_dir,
+)
+from supervisor.spec import (
+    DEFAULT_WATCH_EXCLUDE,
+    DEFAULT_WATCH_INCLUDE,
+    OWNED_OPTIONS,
+    RELOAD_MODES,
+    Address,
+    AppSpec,
+    BackoffSpec,
+    NginxSpec,
+    RestartSpec,
+    RuntimePaths,
+    Spec,
+    UwsgiSpec,
+    WatchSpec,
+)
+from supervisor.specfile import Problem, Report, SpecError, read_yaml
+from supervisor.specvalues import (
+    check_env_name,
+    check_name,
+    format_duration,
+    is_loopback,
+    listen_scope,
+    normalise_mount,
+    parse_address,
+    parse_app_target,
+    parse_duration,
+)
+from supervisor.yamlnodes import (
+    BOOL,
+    NULL,
+    NodeError,
+    Section,
+    as_bool,
+    as_int,
+    as_number,
+    as_text,
+    describe,
+    is_text,
+)
+
+__all__ = ["Problem", "SpecError", "load_spec", "parse_duration"]
+
+TOP_KEYS = (
+    "name", "user", "group", "app", "uwsgi", "runtime_dir", "logto",
+    "nginx", "watch", "restart", "start", "reload", "stop",
+)  # fmt: skip
+SECTION_KEYS = {
+    "app": ("module", "chdir", "virtualenv", "env"),
+    "uwsgi": (
+        "binary", "processes", "threads", "socket", "allow_public_socket",
+        "http", "allow_public_http", "mount", "options",
+    ),
+    "nginx": ("group", "static"),
+    "watch": (
+        "enabled", "paths", "include", "exclude", "debounce", "max_wait",
+        "reload", "preflight", "preflight_timeout", "poll",
+    ),
+    "restart": ("backoff", "reset_after", "max_attempts"),
+    "restart.backoff": ("initial", "max", "factor", "jitter"),
+    "start": ("timeout",),
+}  # fmt: skip
+# A section's key written at the top level: point to where it belongs.
+ELSEWHERE = {
+    key: f"{section}.{key}"
+    for section, keys in SECTION_KEYS.items()
+    for key in keys
+    if key not in TOP_KEYS and section != "start"
+}
+
+# Owned uWSGI options that a spec key covers: where to say it instead.
+OPTION_KEYS = {
+    "socket": "uwsgi.socket", "uwsgi-socket": "uwsgi.socket",
+    "http": "uwsgi.http", "http-socket": "uwsgi.http",
+    "processes": "uwsgi.processes", "workers": "uwsgi.processes",
+    "threads": "uwsgi.threads", "mount": "uwsgi.mount", "manage-script-name": "uwsgi.mount",
+    "chdir": "app.chdir", "module": "app.module", "wsgi-file": "app.module",
+    "virtualenv": "app.virtualenv", "home": "app.virtualenv", "venv": "app.virtualenv",
+    "pythonpath": "app.chdir", "env": "app.env", "logto": "logto",
+    "lazy-apps": "watch.reload: chain", "hook-post-fork": "watch.reload: chain",
+    "uid": "user", "gid": "group", "chmod-socket": "nginx.group", "chown-socket": "nginx.group",
+}  # fmt: skip
+
+
+def load_spec(path: Union[str, Path], environ: Optional[Mapping[str, str]] = None) -> Spec:
+    """The Spec in the YAML file at `path`; SpecError lists every problem found.
+
+    `environ` (default: os.environ) supplies RUNTIME_DIRECTORY,
+    XDG_RUNTIME_DIR and PATH for the defaults that depend on them.
+    """
+    path = Path(path)
+    env = os.environ if environ is None else environ
+    text, root_node = read_yaml(path)
+    report = Report(path, text)
+    root = Section(report, "", root_node, TOP_KEYS, root_node, ELSEWHERE)
+    spec = _spec(root, path, env)
+    # Values of a spec with problems are placeholders: they never escape.
+    report.raise_if_any()
+    return spec
+
+
+def _spec(root: Section, path: Path, env: Mapping[str, str]) -> Spec:
+    name = _name(root, path)
+    given_runtime_dir = root.get("runtime_dir", _path(absolute_path), None, nullable=True)
+    runtime_dir = given_runtime_dir or default_runtime_dir(name, env)
+    u = root.section("uwsgi", SECTION_KEYS["uwsgi"])
+    uwsgi = _uwsgi(u, runtime_dir, env)
+    socket = uwsgi.socket if u.ok("socket") else None  # None: bad, already reported
+    return Spec(
+        path=Path(os.path.abspath(path)),
+        name=name,
+        app=_app(root.section("app", SECTION_KEYS["app"], "add app: with module: and chdir:")),
+        uwsgi=uwsgi,
+        runtime_dir=runtime_dir,
+        logto=root.get("logto", _path(file_in_existing_dir), None, nullable=True),
+        user=root.get("user", _text(existing_user), None, nullable=True),
+        group=root.get("group", _text(existing_group), None, nullable=True),
+        watch=_watch(root.section("watch", SECTION_KEYS["watch"]), socket),
+        restart=_restart(root.section("restart", SECTION_KEYS["restart"])),
+        nginx=_nginx(root.section("nginx", SECTION_KEYS["nginx"]), socket),
+        start_timeout=_timeout(root, "start", 60.0),
+        reload_timeout=_timeout(root, "reload", 60.0),
+        stop_timeout=_timeout(root, "stop", 30.0),
+    )
+
+
+# ---- converters: YAML node -> value, ValueError with a message if bad ----
+
+
+def _text(check: Callable[[str], str]) -> Callable[[Node], str]:
+    return lambda node: check(as_text(node))
+
+
+def _path(check: Callable[[str], Path]) -> Callable[[Node], Path]:
+    return lambda node: check(as_text(node))
+
+
+def _at_least(minimum: int) -> Callable[[Node], int]:
+    def convert(node: Node) -> int:
+        value = as_int(node)
+        if value < minimum:
+            raise ValueError(f"must be {minimum} or more, got {value}")
+        return value
+
+    return convert
+
+
+def _number_in(low: float, high: Optional[float], why: str) -> Callable[[Node], float]:
+    def convert(node: Node) -> float:
+        value = as_number(node)
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low:g} to {high:g}" if high is not None else f"{low:g} or more"
+            raise ValueError(f"must be {bounds} ({why}), got {value:g}")
+        return value
+
+    return convert
+
+
+def _duration(positive: bool = False) -> Callable[[Node], float]:
+    def convert(node: Node) -> float:
+        if is_text(node):
+            seconds = parse_duration(node.value)
+        elif isinstance(node, ScalarNode) and node.tag == BOOL:
+            raise ValueError(
+                f"bad duration '{node.value}' (YAML reads it as a boolean); "
+                "use a number of seconds or 300ms, 2s, 1m"
+            )
+        else:
+            seconds = parse_duration(as_number(node, "a duration such as 2s or 300ms"))
+        if positive and seconds == 0:
+            raise ValueError("must be more than 0")
+        return seconds
+
+    return convert
+
+
+# ---- sections -----------------------------------------------------------
+
+
+def _name(root: Section, path: Path) -> str:
+    if root.has("name"):
+        return root.get("name", _text(check_name), path.stem)
+    try:
+        return check_name(path.stem)
+    except ValueError as exc:
+        root.problem("name", f"no name given, and the file's name will not do: {exc}; set name:")
+        return path.stem
+
+
+def _app(app: Section) -> AppSpec:
+    target = app.get("module", _text_target, None, required="e.g. module: 'blog:app'")
+    chdir = app.get(
+        "chdir",
+        _path(existing_dir),
+        None,
+        required="the app's directory, e.g. chdir: /srv/blog/current",
+    )
+    virtualenv = app.get("virtualenv", _path(virtualenv_dir), None, nullable=True)
+    env = app.get_pairs("env", check_env_name, _env_value)
+    if target is not None and chdir is not None and app.ok("virtualenv"):
+        roots = [chdir] + (site_packages(virtualenv) if virtualenv else [])
+        if find_module(target[0], roots) is None:
+            app.problem("module", module_not_found(target[0], chdir, virtualenv))
+    module, callable_, factory = target or ("", "", False)
+    return AppSpec(module, callable_, factory, chdir or Path("/"), virtualenv, env)
+
+
+def _text_target(node: Node) -> tuple[str, str, bool]:
+    return parse_app_target(as_text(node))
+
+
+def _env_value(name: str, node: Node) -> str:
+    # The text as written: `DEBUG: no` means "no" and `V: 1.10` means "1.10".
+    if not isinstance(node, ScalarNode):
+        raise ValueError(f"expected text, got {describe(node)}")
+    if node.tag == NULL:
+        raise ValueError(f"has no value (YAML reads it as null); for an empty one write {name}: ''")
+    return str(node.value)
+
+
+def _uwsgi(u: Section, runtime_dir: Path, env: Mapping[str, str]) -> UwsgiSpec:
+    binary = u.get("binary", as_text, None, nullable=True)
+    found = ""
+    if u.ok("binary"):
+        try:
+            found = uwsgi_binary(binary, env.get("PATH"))
+        except ValueError as exc:
+            u.problem("binary", str(exc))
+    socket, allow_public_socket = _listener(u, "socket", "allow_public_socket", _PUBLIC_SOCKET)
+    http, allow_public_http = _listener(u, "http", "allow_public_http", _PUBLIC_HTTP)
+    return UwsgiSpec(
+        binary=found,
+        socket=socket or Address(path=RuntimePaths(runtime_dir).app_socket),
+        processes=u.get("processes", _at_least(1), 2),
+        threads=u.get("threads", _at_least(1), 1),
+        allow_public_socket=allow_public_socket,
+        http=http,
+        allow_public_http=allow_public_http,
+        mount=u.get("mount", _text(normalise_mount), "/"),
+        options=tuple(
+            (name, value)
+            for name, values in u.get_pairs("options", _option_name, _option_values)
+            for value in values
+        ),
+    )
+
+
+_PUBLIC_SOCKET = (
+    "the uwsgi protocol lets anyone who can reach the socket run code on this host. "
+    "Use a unix socket (leave uwsgi.socket out for the default) or 127.0.0.1:PORT; "
+    "set uwsgi.allow_public_socket: true only if a firewall keeps everyone else out"
+)
+_PUBLIC_HTTP = (
+    "anyone who can reach it talks to uWSGI directly, without nginx in front. "
+    "Use 127.0.0.1:PORT; set uwsgi.allow_public_http: true if you really mean it"
+)
+
+
+def _listener(u: Section, key: str, allow_key: str, why: str) -> tuple[Optional[Address], bool]:
+    """An address and its opt-in; refused when not loopback and not opted in."""
+    address = u.get(key, lambda node: parse_address(as_text(node)), None, nullable=True)
+    allowed = u.get(allow_key, as_bool, False)
+    if address is not None and not is_loopback(address) and not allowed and u.ok(allow_key):
+        u.problem(key, f"{address.for_uwsgi()} listens on {listen_scope(address)}: {why}")
+    return address, allowed
+
+
+def _option_name(name: str) -> str:
+    canonical = name.lstrip("-").replace("_", "-").lower()
+    if canonical in OWNED_OPTIONS:
+        where = OPTION_KEYS.get(canonical)
+        instead = f" and set {where} instead" if where else ""
+        raise ValueError(f"'{name}' is managed by uwsgi-supervisor; remove it{instead}")
+    if name.startswith("-"):
+        raise ValueError(f"write option names without dashes: '{name.lstrip('-')}'")
+    if not canonical.replace("-", "").isalnum():
+        raise ValueError(f"'{name}' is not a uWSGI option name")
+    return canonical
+
+
+def _option_values(name: str, node: Node) -> tuple[str, ...]:
+    """One value per occurrence of the option: a list repeats it."""
+    if isinstance(node, SequenceNode):
+        if not node.value:
+            raise ValueError("is an empty list; remove the option or give it values")
+        return tuple(_option_value(item, item) for item in node.value)
+    return (_option_value(node, None),)
+
+
+def _option_value(node: Node, item: Optional[Node]) -> str:
+    def bad(message: str) -> ValueError:
+        return NodeError(item, message) if item is not None else ValueError(message)
+
+    if not isinstance(node, ScalarNode):
+        raise bad(
+            f"an option's value must be text, a number, true/false or a list of those, "
+            f"not {describe(node)}"
+        )
+    if node.tag == NULL:
+        raise bad("has no value; for an option that is a flag, write true")
+    if node.tag == BOOL:
+        return "true" if as_bool(node) else "false"
+    # Numbers go through as written: uWSGI parses them itself (umask: 022).
+    return str(node.value)
+
+
+def _nginx(n: Section, socket: Optional[Address]) -> NginxSpec:
+    group = n.get("group", _text(existing_group), None, nullable=True)
+    if group is not None and socket is not None and not socket.is_unix:
+        n.problem(
+            "group",
+            f"only applies to a unix socket (it lets nginx's group connect to the socket "
+            f"file), but uwsgi.socket is TCP ({socket.for_uwsgi()}); remove nginx.group",
+        )
+    static = n.get_pairs("static", _static_prefix, lambda _, node: existing_dir(as_text(node)))
+    return NginxSpec(group=group, static=static)
+
+
+def _static_prefix(prefix: str) -> str:
+    prefix = normalise_mount(prefix)
+    if prefix == "/":
+        raise ValueError("a static prefix of '/' would hide the app; use one like /static")
+    return prefix
+
+
+def _watch(w: Section, socket: Optional[Address]) -> WatchSpec:
+    include = w.get_list("include", _glob)
+    if include == ():
+        w.problem(
+            "include",
+            "is empty, so no change would reload the app; "
+            "to turn reloading off, set watch.enabled: false",
+        )
+    extra = w.get_list("exclude", _glob) or ()
+    debounce = w.get("debounce", _duration(), 0.2)
+    max_wait = w.get("max_wait", _duration(), 2.0)
+    if w.ok("debounce", "max_wait") and max_wait < debounce:
+        w.problem(
+            "max_wait" if w.has("max_wait") else "debounce",
+            f"max_wait ({format_duration(max_wait)}) is shorter than debounce "
+            f"({format_duration(debounce)}); make max_wait at least as long as debounce",
+        )
+    reload = w.get("reload", _reload_mode, "graceful")
+    if reload == "swap" and socket is not None and not socket.is_unix:
+        w.problem(
+            "reload",
+            "swap needs a unix socket: it starts a new uWSGI master beside the old one and "
+            "switches over by renaming the socket file, which a TCP port cannot do; "
+            "use a unix socket, or reload: graceful or chain",
+        )
+    return WatchSpec(
+        enabled=w.get("enabled", as_bool, True),
+        paths=w.get_list("paths", _path(existing_path)) or (),
+        include=include or DEFAULT_WATCH_INCLUDE,
+        # Adding to the defaults, never replacing them, keeps logs and
+        # bytecode from ever triggering a reload.
+        exclude=DEFAULT_WATCH_EXCLUDE + tuple(g for g in extra if g not in DEFAULT_WATCH_EXCLUDE),
+        debounce=debounce,
+        max_wait=max_wait,
+        reload=reload,
+        preflight=w.get("preflight", as_bool, True),
+        preflight_timeout=w.get("preflight_timeout", _duration(positive=True), 30.0),
+        poll=w.get("poll", as_bool, False),
+    )
+
+
+def _glob(node: Node) -> str:
+    pattern = as_text(node)
+    if not pattern:
+        raise ValueError("an empty pattern matches nothing; remove it")
+    return pattern
+
+
+def _reload_mode(node: Node) -> str:
+    mode = as_text(node)
+    if mode not in RELOAD_MODES:
+        close = difflib.get_close_matches(mode, RELOAD_MODES, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        modes = ", ".join(RELOAD_MODES)
+        raise ValueError(f"unknown reload mode '{mode}'; {hint}use one of {modes}")
+    return mode
+
+
+def _restart(r: Section) -> RestartSpec:
+    b = r.section("backoff", SECTION_KEYS["restart.backoff"])
+    initial = b.get("initial", _duration(positive=True), 0.1)
+    maximum = b.get("max", _duration(positive=True), 30.0)
+    if b.ok("initial", "max") and maximum < initial:
+        b.problem(
+            "max" if b.has("max") else "initial",
+            f"max ({format_duration(maximum)}) is shorter than initial "
+            f"({format_duration(initial)}); make max at least as long as initial",
+        )
+    backoff = BackoffSpec(
+        initial=initial,
+        max=maximum,
+        factor=b.get("factor", _number_in(1, None, "each delay is the last one times factor"), 2.0),
+        jitter=b.get("jitter", _number_in(0, 1, "a fraction of each delay"), 0.1),
+    )
+    return RestartSpec(
+        backoff=backoff,
+        reset_after=r.get("reset_after", _duration(), 60.0),
+        max_attempts=r.get("max_attempts", _at_least(1), None, nullable=True),
+    )
+
+
+def _timeout(root: Section, key: str, default: float) -> float:
+    section = root.section(key, SECTION_KEYS["start"])
+    return section.get("timeout", _duration(positive=True), default)
