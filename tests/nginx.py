@@ -66,21 +66,20 @@ def require_nginx() -> Path:
         f"nginx tier: {NGINX} or {DEBIAN_CONF}/uwsgi_params missing; "
         "install Debian's nginx-light (apt-get install nginx-light)"
     )
-    if os.environ.get("CI") == "true":
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(reason, pytrace=False)
     print(reason)
     pytest.skip(reason)
 
 
-def _user_directive() -> str:
-    # `user` is only honoured (and a user other than the master's only
-    # possible) when the master is root; then keep workers as root too, so
-    # they reach sockets in the test's temp dirs like the tests' own user.
+def _user_directive(user: str | None) -> str:
+    # Only a root master switches its workers to another user (as root with no
+    # `user`, they would run as nobody); otherwise they run as the tests' user.
     if os.geteuid() != 0:
         return ""
-    user = pwd.getpwuid(os.geteuid()).pw_name
-    group = grp.getgrgid(os.getegid()).gr_name
-    return f"user {user} {group};\n"
+    if user is None:
+        user = f"{pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name}"
+    return f"user {user};\n"
 
 
 def free_port() -> int:
@@ -90,8 +89,11 @@ def free_port() -> int:
         return port
 
 
-def write_conf(tmp: Path, include: str, port: int = 0) -> Path:
+def write_conf(tmp: Path, include: str, port: int = 0, user: str | None = None) -> Path:
     """Write nginx.conf wrapping `include` in a server block; return its path.
+
+    Workers run as `user` when nginx runs as root (as Debian's run as
+    www-data), else as whoever runs the tests.
 
     Relative includes (`uwsgi_params`, `mime.types`) resolve next to
     nginx.conf, as they do in /etc/nginx, so Debian's files are copied there.
@@ -102,7 +104,7 @@ def write_conf(tmp: Path, include: str, port: int = 0) -> Path:
         shutil.copyfile(DEBIAN_CONF / name, tmp / name)
     (tmp / "app.conf").write_text(include)
     conf = tmp / "nginx.conf"
-    conf.write_text(CONF_TEMPLATE.format(user=_user_directive(), tmp=tmp, port=port or 8080))
+    conf.write_text(CONF_TEMPLATE.format(user=_user_directive(user), tmp=tmp, port=port or 8080))
     return conf
 
 
@@ -188,12 +190,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_nginx(tmp: Path, include: str) -> Iterator[Nginx]:
+def running_nginx(tmp: Path, include: str, user: str | None = None) -> Iterator[Nginx]:
     """Serve `include` inside a server block on 127.0.0.1; stop nginx after."""
     require_nginx()
     for _ in range(5):
         port = free_port()
-        write_conf(tmp, include, port)
+        write_conf(tmp, include, port, user)
         proc = _start(tmp, port)
         if proc is not None:
             break
