@@ -194,6 +194,8 @@ def render_unit_dropin(spec: Spec) -> str:
         lines.append(f"User={_unit_value(spec.user)}")
     if spec.group:
         lines.append(f"Group={_unit_value(spec.group)}")
+    elif spec.user:
+        lines += ["# Empty: the user's own group, not the one the unit sets.", "Group="]
     if spec.uwsgi.socket.is_unix and spec.nginx.group and spec.nginx.group != spec.group:
         lines += [
             f"# The app socket is handed to group {spec.nginx.group!r} so nginx can",

@@ -194,6 +194,12 @@ def test_dropin_without_nginx_group_or_user() -> None:
     assert settings == ["[Service]"]
 
 
+def test_dropin_user_without_group_drops_the_units_group() -> None:
+    spec = dataclasses.replace(example_spec(), group=None)
+    settings = [line for line in render_unit_dropin(spec).splitlines() if line[:1] != "#"]
+    assert settings == ["[Service]", "User=example", "Group=", "SupplementaryGroups=www-data"]
+
+
 def test_dropin_skips_supplementary_group_it_already_has() -> None:
     spec = dataclasses.replace(example_spec(), group="www-data")
     assert "SupplementaryGroups" not in render_unit_dropin(spec)
