@@ -9,6 +9,7 @@ import re
 from typing import Optional
 
 from supervisor.spec import Spec
+from supervisor.specvalues import check_name
 
 # nginx's own default for uwsgi_read_timeout, in seconds.
 NGINX_READ_TIMEOUT = 60
@@ -23,20 +24,14 @@ HARAKIRI_MARGIN = 30
 # have no business in a path.
 _BARE = re.compile(r"[A-Za-z0-9/_.:@%+=,~-]+")
 _UNSAFE = re.compile(r"[$\x00-\x1f\x7f]")
-# A URL path nginx can match as a location prefix without quoting.
-# nginx matches locations against the decoded URI, so no %-escapes here.
-_URL_PATH = re.compile(r"/[A-Za-z0-9/_.~+@,-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-# What `name` may be: it becomes a file name and a systemd instance name.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# A URL path nginx can match as a location prefix without quoting. nginx
+# matches locations against the decoded URI, so no %-escapes here.
+_URL_PATH = re.compile(r"/[A-Za-z0-9/_.~+@,-]*")
 
 
 def _name(spec: Spec) -> str:
-    if not _NAME.fullmatch(spec.name):
-        raise ValueError(f"name: not usable in a file or unit name: {spec.name!r}")
-    return spec.name
+    return check_name(spec.name)  # it names the include and the unit
 
 
 def _comment(text: object) -> str:
