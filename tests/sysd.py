@@ -49,7 +49,10 @@ How it is built (and why it is safe for the host):
   after boot or after teardown.
 * Teardown: ``systemctl exit`` (services are stopped the normal way), a bounded wait, then
   ``cgroup.kill`` on our cgroup and SIGKILL to our ``unshare`` (by PID) if needed; then the
-  cgroup tree and the scratch directory are removed.
+  cgroup tree and the work directory (``/tmp/sysd-harness-*``) are removed. If the test process
+  itself dies, ``setpriv --pdeathsig KILL`` takes ``unshare`` and so the namespace along (boot
+  from the thread that will tear down), and the next boot removes the empty cgroup and work
+  directory left behind by any harness whose test process is gone.
 
 Commands run inside with ``nsenter -t PID -m -p -u -i -C -r -w`` and a clean environment. The
 network namespace is the host's: bind loopback or unix sockets. The host ``/`` (so this checkout
@@ -62,7 +65,6 @@ import contextlib
 import grp
 import os
 import pwd
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -79,6 +81,7 @@ VENV_BIN = REPO / ".venv" / "bin"
 INSTALLED_BIN = "/usr/bin/uwsgi-supervisor"
 
 # Paths inside the namespace (on its fresh /run tmpfs).
+PREFIX = "sysd-harness-"  # of our cgroups and of our work dirs in the host's /tmp
 HARNESS_RUN = "/run/sysd-harness"
 UNIT_DIR = f"{HARNESS_RUN}/units"
 EMPTY_DIR = f"{HARNESS_RUN}/empty"
@@ -298,7 +301,7 @@ def preflight() -> None:
     """Raise SystemdUnavailable with the reason if this machine cannot boot a test systemd."""
     if os.geteuid() != 0:
         raise SystemdUnavailable("needs root (mounts, namespaces, cgroups)")
-    for tool in ("unshare", "nsenter", "pivot_root", "tar", "systemctl", "journalctl"):
+    for tool in ("unshare", "nsenter", "setpriv", "pivot_root", "tar", "systemctl", "journalctl"):
         if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None:
             raise SystemdUnavailable(f"{tool} not found")
     if not os.access(SYSTEMD, os.X_OK):
@@ -340,9 +343,12 @@ def _stage_files(stage: Path, files: Mapping[str, Union[Content, File]]) -> None
 class _Canary:
     """A file in the host's /tmp that must survive every boot and teardown."""
 
-    def __init__(self) -> None:
-        self.path = Path(tempfile.gettempdir()) / f"canary-sysd-{secrets.token_hex(6)}"
+    def __init__(self, name: str) -> None:
+        self.path = Path(tempfile.gettempdir()) / f"canary-{name}"
+
+    def create(self) -> _Canary:
         self.path.write_text("if this file vanished, a test systemd wiped the host's /tmp\n")
+        return self
 
     def check(self, when: str) -> None:
         if not self.path.exists():
@@ -667,17 +673,36 @@ class Systemd:
         while _populated(self.cgroup) and time.monotonic() < deadline:
             self._kill_cgroup()
             time.sleep(0.05)
-        dirs = sorted((Path(d) for d, _, _ in os.walk(self.cgroup)), key=lambda p: -len(p.parts))
-        for d in dirs:
-            for _ in range(50):
-                try:
-                    d.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:  # EBUSY while the last exits are accounted
-                    time.sleep(0.02)
-        return [f"cgroup {self.cgroup} could not be removed"] if self.cgroup.exists() else []
+        if _rmdir_cgroup_tree(self.cgroup, tries=50):
+            return []
+        return [f"cgroup {self.cgroup} could not be removed"]
+
+
+def _rmdir_cgroup_tree(cgroup: Path, tries: int = 1) -> bool:
+    """rmdir an empty cgroup and its children, deepest first; True when it is gone."""
+    for d in sorted((Path(d) for d, _, _ in os.walk(cgroup)), key=lambda p: -len(p.parts)):
+        for _ in range(tries):
+            try:
+                d.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:  # EBUSY while the last exits are accounted
+                time.sleep(0.02)
+    return not cgroup.exists()
+
+
+def _remove_leftovers(cgroup_parent: Path) -> None:
+    """Remove what runs killed before their teardown left: empty cgroups, their work dirs."""
+    for cgroup in cgroup_parent.glob(f"{PREFIX}*"):
+        workdir = Path(tempfile.gettempdir()) / cgroup.name
+        with contextlib.suppress(OSError, ValueError):
+            owner = int((workdir / "owner").read_text())
+            os.kill(owner, 0)
+            continue  # its test process still runs (maybe booting right now)
+        if not _populated(cgroup) and _rmdir_cgroup_tree(cgroup):
+            shutil.rmtree(workdir, ignore_errors=True)
+            _Canary(workdir.name).remove()
 
 
 def _populated(cgroup: Path) -> bool:
@@ -723,11 +748,12 @@ def booted_systemd(
     ``SystemdUnavailable`` when the machine cannot do it.
     """
     preflight()
-    canary = _Canary()
-    workdir = Path(tempfile.mkdtemp(prefix="sysd-harness-"))
-    cgroup = (
-        _cgroup2_mount() / _own_cgroup2_path().lstrip("/") / f"sysd-harness-{workdir.name[13:]}"
-    )
+    cgroup_parent = _cgroup2_mount() / _own_cgroup2_path().lstrip("/")
+    _remove_leftovers(cgroup_parent)
+    workdir = Path(tempfile.mkdtemp(prefix=PREFIX))
+    (workdir / "owner").write_text(str(os.getpid()))
+    canary = _Canary(workdir.name).create()
+    cgroup = cgroup_parent / workdir.name
     sd: Optional[Systemd] = None
     try:
         try:
@@ -747,6 +773,8 @@ def booted_systemd(
         enter = 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"'
         argv = [
             "sh", "-c", enter, "sysd-enter", str(cgroup),
+            # If this test process dies, take the namespace along (SIGKILL to unshare).
+            "setpriv", "--pdeathsig", "KILL", "--",
             "unshare", "--pid", "--fork", "--kill-child", "--mount", "--propagation", "private",
             "--uts", "--ipc", "--cgroup", "--",
             "/bin/sh", str(workdir / "setup.sh"),
@@ -778,7 +806,7 @@ def booted_systemd(
 
 def ci_strict() -> bool:
     """In CI (``CI=true``) an environment that cannot boot systemd fails instead of skipping."""
-    return os.environ.get("CI", "").lower() == "true"
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @contextlib.contextmanager
@@ -793,6 +821,7 @@ def boot_or_skip(**kwargs: object) -> Iterator[Systemd]:
             reason = f"cannot boot a test systemd here: {e}"
             if ci_strict():
                 pytest.fail(reason)
+            print(f"SKIP: {reason}")
             pytest.skip(reason)
         yield sd
 
