@@ -53,9 +53,12 @@ def _duration_text(text: str) -> Optional[float]:
 
 
 def format_duration(seconds: float) -> str:
-    """A duration as a person would write it back in a spec: 0.3 -> 300ms."""
-    if seconds and seconds < 1:
+    """A duration as a person would write it in a spec: 0.3 -> 300ms, 90 -> 90s, 60 -> 1m."""
+    if 0 < seconds < 1:
         return f"{seconds * 1000:g}ms"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
 
 
@@ -173,14 +176,20 @@ def _target_reason(text: str) -> str:
     return f"'{callable_}' is not a Python name"
 
 
+# The characters nginx and uWSGI take in a location without quoting or escaping.
+_URL_PATH = re.compile(r"/[A-Za-z0-9/_.~+@,-]*")
+
+
 def normalise_mount(text: str) -> str:
-    """The URL path the app is mounted at: '/' or '/sub' (no trailing slash)."""
+    """A URL path prefix: '/' or '/sub' (a trailing slash is dropped)."""
     if not text.startswith("/"):
         raise ValueError(f"'{text}' must start with '/', e.g. /{text.lstrip('./')}")
     if re.search(r"\s", text):
         raise ValueError(f"'{text}' must not contain spaces")
-    if any(c in text for c in "?#%"):
-        raise ValueError(f"'{text}' must be a plain URL path, without '?', '#' or '%'")
+    if not _URL_PATH.fullmatch(text):
+        raise ValueError(
+            f"'{text}' must be a plain URL path: letters, digits and / _ . ~ + @ , - only"
+        )
     path = text.rstrip("/") or "/"
     segments = path.split("/")[1:]
     if ".." in segments or "." in segments:
