@@ -18,14 +18,19 @@ Usage::
             sd.journal("demo.service")                  # -> str (journald runs inside)
             sd.run(["curl", "-s", "http://127.0.0.1:8000/"])   # any command, inside the namespaces
             sd.pids_in_unit("demo.service")             # -> namespace pids in the unit's cgroup
-            sd.kill("demo.service", "SIGSTOP")          # systemctl kill --kill-whom=main
+            sd.kill("demo.service", "SIGSTOP")          # systemctl kill --kill-who=main
             sd.write_file("/etc/demo.yaml", "a: 2\\n")  # into the overlay, after boot
             sd.daemon_reload()
 
 ``booted_systemd(...)`` is the same context manager but raises ``SystemdUnavailable`` when this
 machine cannot boot one; ``boot_or_skip(...)`` turns that into a pytest skip, or a failure when
-the environment has ``CI=true``. ``with_venv_binary(unit_text)`` points a unit's
-``/usr/bin/uwsgi-supervisor`` at this checkout's venv, for tests of the shipped unit.
+the environment has ``CI=true``. Once systemd answered, failures raise ``SystemdError`` (never
+skipped), with the unit's status, its journal and the harness's logs in the message.
+
+For the product: ``units=shipped_template()`` is ``units/uwsgi-supervisor@.service`` with
+``/usr/bin/uwsgi-supervisor`` pointed at this checkout's venv (``with_venv_binary(text)`` does
+that to any unit text). The checkout and the venv's real interpreter (a pyenv Python under
+``/root``, say) are made reachable for every user inside, so ``User=www-data`` can run them.
 
 How it is built (and why it is safe for the host):
 
@@ -79,6 +84,7 @@ HOST_UNIT_DIR = Path("/usr/lib/systemd/system")
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
 INSTALLED_BIN = "/usr/bin/uwsgi-supervisor"
+TEMPLATE_UNIT = REPO / "units" / "uwsgi-supervisor@.service"
 
 # Paths inside the namespace (on its fresh /run tmpfs).
 PREFIX = "sysd-harness-"  # of our cgroups and of our work dirs in the host's /tmp
@@ -232,7 +238,7 @@ for p in sys sysrq-trigger; do
 done
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$r/sys"
 # Root of this cgroup namespace, i.e. the harness's own cgroup2 directory.
-mount -t cgroup2 -o nosuid,nodev,noexec,nsdelegate cgroup2 "$r/sys/fs/cgroup"
+mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 "$r/sys/fs/cgroup"
 mount -t tmpfs -o mode=0755,nosuid,nodev sysd-run "$r/run"
 
 mount -t tmpfs -o mode=0755,nosuid sysd-dev "$r/dev"
@@ -386,6 +392,7 @@ class Systemd:
             "SYSTEMD_PAGER": "cat",
             "SYSTEMD_COLORS": "0",
             "TERM": "dumb",
+            "HOME": "/root",
             **(env or {}),
         }
         return [
@@ -402,16 +409,22 @@ class Systemd:
         check: bool = False,
         env: Optional[Mapping[str, str]] = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` inside; text output captured. ``check`` raises SystemdError on rc != 0."""
-        data = input.decode() if isinstance(input, bytes) else input
+        """Run ``argv`` inside; output captured as text. ``check``: SystemdError on rc != 0."""
+        data = input.encode() if isinstance(input, str) else input
         cmd = self.nsenter_cmd(argv, env)
         try:
-            cp = subprocess.run(
-                cmd, input=data, capture_output=True, text=True, timeout=timeout, check=False,
+            raw = subprocess.run(
+                cmd, input=data, capture_output=True, timeout=timeout, check=False,
                 stdin=subprocess.DEVNULL if data is None else None,
             )  # fmt: skip
         except subprocess.TimeoutExpired as e:
             raise SystemdError(f"{_fmt(argv)} timed out after {timeout}s\n{self.diagnose()}") from e
+        cp = subprocess.CompletedProcess(
+            cmd,
+            raw.returncode,
+            raw.stdout.decode(errors="replace"),
+            raw.stderr.decode(errors="replace"),
+        )
         if check and cp.returncode != 0:
             raise SystemdError(
                 f"{_fmt(argv)} exited {cp.returncode}\n{_out(cp)}\n{self.diagnose()}"
@@ -616,10 +629,11 @@ class Systemd:
     def _wait_booted(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         self.pid = self._find_pid1(deadline)
-        state = ""
+        state = ""  # is-system-running; once systemd answers, failures are no longer "this host"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemdUnavailable(f"systemd did not boot\n{self.diagnose()}")
+                error = SystemdError if state else SystemdUnavailable
+                raise error(f"systemd did not boot\n{self.diagnose()}")
             comm = ""
             with contextlib.suppress(OSError):
                 comm = Path(f"/proc/{self.pid}/comm").read_text().strip()
@@ -629,8 +643,8 @@ class Systemd:
                     break
             time.sleep(0.02)
         else:
-            raise SystemdUnavailable(f"systemd did not boot in {timeout}s (state {state!r})\n"
-                                     f"{self.diagnose()}")  # fmt: skip
+            error = SystemdError if state else SystemdUnavailable
+            raise error(f"systemd did not boot in {timeout}s (state {state!r})\n{self.diagnose()}")
         if state != "running":
             failed = self.systemctl("list-units", "--failed", "--plain").stdout
             raise SystemdError(f"boot ended {state!r}\n{failed}\n{self.diagnose()}")
@@ -790,6 +804,8 @@ def booted_systemd(
         sd = Systemd(proc, cgroup, workdir)
         sd._wait_booted(boot_timeout)
         canary.check("after boot")
+        for path in _venv_paths():
+            sd.make_reachable(path)
         yield sd
     finally:
         problems = sd._teardown(stop_timeout) if sd is not None else []
@@ -824,6 +840,20 @@ def boot_or_skip(**kwargs: object) -> Iterator[Systemd]:
             print(f"SKIP: {reason}")
             pytest.skip(reason)
         yield sd
+
+
+def shipped_template() -> dict[str, str]:
+    """``units=`` entry for the shipped template unit, running this checkout's venv binary."""
+    return {TEMPLATE_UNIT.name: with_venv_binary(TEMPLATE_UNIT.read_text())}
+
+
+def _venv_paths() -> list[str]:
+    """This checkout and its venv's real interpreter, which services must be able to reach."""
+    python = VENV_BIN / "python"
+    paths = [str(REPO)]
+    if python.exists():
+        paths.append(str(Path(os.path.realpath(python)).parent))
+    return paths
 
 
 def with_venv_binary(unit_text: str) -> str:

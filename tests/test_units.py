@@ -14,13 +14,12 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sysd import REPO, Systemd, boot_or_skip, ci_strict, with_venv_binary
+from sysd import REPO, Systemd, boot_or_skip, ci_strict, shipped_template, with_venv_binary
 
 pytestmark = pytest.mark.systemd
 
@@ -299,11 +298,10 @@ print(b"".join(iter(lambda: s.recv(65536), b"")).partition(b"\\r\\n\\r\\n")[2].d
 def test_shipped_hardening_runs_a_uwsgi_flask_app() -> None:
     unit = "uwsgi-supervisor@demo.service"
     with boot_or_skip(
-        units={TEMPLATE.name: with_venv_binary(TEMPLATE.read_text())},
+        units=shipped_template(),
         dropins={f"{unit}.d/uwsgi-directly.conf": UWSGI_DROPIN},
         files={"/srv/demo/app.py": FLASK_APP, "/etc/uwsgi-supervisor/demo.yaml": "{}\n"},
     ) as sd:
-        sd.make_reachable(sys.base_prefix)  # this venv's Python may live under /root
         sd.start(unit)
         sock = "/run/uwsgi-supervisor/demo/http.sock"
         cp = sd.run([str(PYTHON), "-c", HTTP_GET, sock], check=True)
