@@ -11,7 +11,7 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, TypeVar, Union
 
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
@@ -71,6 +71,8 @@ from supervisor.yamlnodes import (
 
 __all__ = ["Problem", "SpecError", "load_spec", "parse_duration"]
 
+T = TypeVar("T")
+
 TOP_KEYS = (
     "name", "user", "group", "app", "uwsgi", "runtime_dir", "logto",
     "nginx", "watch", "restart", "start", "reload", "stop",
@@ -106,8 +108,7 @@ OPTION_KEYS = {
     "threads": "uwsgi.threads", "mount": "uwsgi.mount", "manage-script-name": "uwsgi.mount",
     "chdir": "app.chdir", "module": "app.module", "wsgi-file": "app.module",
     "virtualenv": "app.virtualenv", "home": "app.virtualenv", "venv": "app.virtualenv",
-    "pythonpath": "app.chdir", "env": "app.env", "logto": "logto",
-    "lazy-apps": "watch.reload: chain", "hook-post-fork": "watch.reload: chain",
+    "env": "app.env", "logto": "logto", "lazy-apps": "watch.reload: chain",
     "uid": "user", "gid": "group", "chmod-socket": "nginx.group", "chown-socket": "nginx.group",
 }  # fmt: skip
 
@@ -131,7 +132,7 @@ def load_spec(path: Union[str, Path], environ: Optional[Mapping[str, str]] = Non
 
 def _spec(root: Section, path: Path, env: Mapping[str, str]) -> Spec:
     name = _name(root, path)
-    given_runtime_dir = root.get("runtime_dir", _path(absolute_path), None, nullable=True)
+    given_runtime_dir = root.get("runtime_dir", _from_text(absolute_path), None, nullable=True)
     runtime_dir = given_runtime_dir or default_runtime_dir(name, env)
     u = root.section("uwsgi", SECTION_KEYS["uwsgi"])
     uwsgi = _uwsgi(u, runtime_dir, env)
@@ -142,9 +143,9 @@ def _spec(root: Section, path: Path, env: Mapping[str, str]) -> Spec:
         app=_app(root.section("app", SECTION_KEYS["app"], "add app: with module: and chdir:")),
         uwsgi=uwsgi,
         runtime_dir=runtime_dir,
-        logto=root.get("logto", _path(file_in_existing_dir), None, nullable=True),
-        user=root.get("user", _text(existing_user), None, nullable=True),
-        group=root.get("group", _text(existing_group), None, nullable=True),
+        logto=root.get("logto", _from_text(file_in_existing_dir), None, nullable=True),
+        user=root.get("user", _from_text(existing_user), None, nullable=True),
+        group=root.get("group", _from_text(existing_group), None, nullable=True),
         watch=_watch(root.section("watch", SECTION_KEYS["watch"]), socket),
         restart=_restart(root.section("restart", SECTION_KEYS["restart"])),
         nginx=_nginx(root.section("nginx", SECTION_KEYS["nginx"]), socket),
@@ -157,12 +158,9 @@ def _spec(root: Section, path: Path, env: Mapping[str, str]) -> Spec:
 # ---- converters: YAML node -> value, ValueError with a message if bad ----
 
 
-def _text(check: Callable[[str], str]) -> Callable[[Node], str]:
-    return lambda node: check(as_text(node))
-
-
-def _path(check: Callable[[str], Path]) -> Callable[[Node], Path]:
-    return lambda node: check(as_text(node))
+def _from_text(parse: Callable[[str], T]) -> Callable[[Node], T]:
+    """A converter that takes a text scalar and parses or checks it."""
+    return lambda node: parse(as_text(node))
 
 
 def _at_least(minimum: int) -> Callable[[Node], int]:
@@ -209,7 +207,7 @@ def _duration(positive: bool = False) -> Callable[[Node], float]:
 
 def _name(root: Section, path: Path) -> str:
     if root.has("name"):
-        return root.get("name", _text(check_name), path.stem)
+        return root.get("name", _from_text(check_name), path.stem)
     try:
         return check_name(path.stem)
     except ValueError as exc:
@@ -218,14 +216,16 @@ def _name(root: Section, path: Path) -> str:
 
 
 def _app(app: Section) -> AppSpec:
-    target = app.get("module", _text_target, None, required="e.g. module: 'blog:app'")
+    target = app.get(
+        "module", _from_text(parse_app_target), None, required="e.g. module: 'blog:app'"
+    )
     chdir = app.get(
         "chdir",
-        _path(existing_dir),
+        _from_text(existing_dir),
         None,
         required="the app's directory, e.g. chdir: /srv/blog/current",
     )
-    virtualenv = app.get("virtualenv", _path(virtualenv_dir), None, nullable=True)
+    virtualenv = app.get("virtualenv", _from_text(virtualenv_dir), None, nullable=True)
     env = app.get_pairs("env", check_env_name, _env_value)
     if target is not None and chdir is not None and app.ok("virtualenv"):
         roots = [chdir] + (site_packages(virtualenv) if virtualenv else [])
@@ -233,10 +233,6 @@ def _app(app: Section) -> AppSpec:
             app.problem("module", module_not_found(target[0], chdir, virtualenv))
     module, callable_, factory = target or ("", "", False)
     return AppSpec(module, callable_, factory, chdir or Path("/"), virtualenv, env)
-
-
-def _text_target(node: Node) -> tuple[str, str, bool]:
-    return parse_app_target(as_text(node))
 
 
 def _env_value(name: str, node: Node) -> str:
@@ -266,7 +262,7 @@ def _uwsgi(u: Section, runtime_dir: Path, env: Mapping[str, str]) -> UwsgiSpec:
         allow_public_socket=allow_public_socket,
         http=http,
         allow_public_http=allow_public_http,
-        mount=u.get("mount", _text(normalise_mount), "/"),
+        mount=u.get("mount", _from_text(normalise_mount), "/"),
         options=tuple(
             (name, value)
             for name, values in u.get_pairs("options", _option_name, _option_values)
@@ -288,7 +284,7 @@ _PUBLIC_HTTP = (
 
 def _listener(u: Section, key: str, allow_key: str, why: str) -> tuple[Optional[Address], bool]:
     """An address and its opt-in; refused when not loopback and not opted in."""
-    address = u.get(key, lambda node: parse_address(as_text(node)), None, nullable=True)
+    address = u.get(key, _from_text(parse_address), None, nullable=True)
     allowed = u.get(allow_key, as_bool, False)
     if address is not None and not is_loopback(address) and not allowed and u.ok(allow_key):
         u.problem(key, f"{address.for_uwsgi()} listens on {listen_scope(address)}: {why}")
@@ -335,7 +331,7 @@ def _option_value(node: Node, item: Optional[Node]) -> str:
 
 
 def _nginx(n: Section, socket: Optional[Address]) -> NginxSpec:
-    group = n.get("group", _text(existing_group), None, nullable=True)
+    group = n.get("group", _from_text(existing_group), None, nullable=True)
     if group is not None and socket is not None and not socket.is_unix:
         n.problem(
             "group",
@@ -380,7 +376,7 @@ def _watch(w: Section, socket: Optional[Address]) -> WatchSpec:
         )
     return WatchSpec(
         enabled=w.get("enabled", as_bool, True),
-        paths=w.get_list("paths", _path(existing_path)) or (),
+        paths=w.get_list("paths", _from_text(existing_path)) or (),
         include=include or DEFAULT_WATCH_INCLUDE,
         # Adding to the defaults, never replacing them, keeps logs and
         # bytecode from ever triggering a reload.

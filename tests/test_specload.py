@@ -299,6 +299,17 @@ def test_module_found_in_virtualenv(appdir: Path, environ: dict[str, str], tmp_p
     assert load_spec(write(tmp_path, text), environ).app.module == "installed"
 
 
+def test_name_from_a_file_name_that_will_not_do(
+    appdir: Path, environ: dict[str, str], tmp_path: Path
+) -> None:
+    text = f"app: {{module: 'blog:app', chdir: {appdir}/app}}\n"
+    [problem] = problems_of(write(tmp_path, text, "my blog.yaml"), environ)
+    assert (problem.line, problem.col, problem.key) == (1, 1, "name")
+    assert problem.message.startswith("no name given, and the file's name will not do: 'my blog'")
+
+    assert load_spec(write(tmp_path, "name: blog\n" + text, "my blog.yaml"), environ).name == "blog"
+
+
 @pytest.mark.parametrize("good", GOOD, ids=[p.stem for p in GOOD])
 def test_good_corpus(good: Path, appdir: Path, environ: dict[str, str], tmp_path: Path) -> None:
     path = write(tmp_path, good.read_text().replace("{APPDIR}", str(appdir)), good.name)
