@@ -313,3 +313,60 @@ def test_shipped_hardening_runs_a_uwsgi_flask_app() -> None:
         assert len(sd.pids_in_unit(unit)) == 3  # master and two workers
         sd.stop(unit)
         assert sd.pids_in_unit(unit) == []
+
+
+# --- the shipped unit runs the supervisor ------------------------------------------------------
+
+DEMO_SPEC = f"""\
+name: demo
+app:
+  module: "app:app"
+  chdir: /srv/demo
+  virtualenv: {REPO / ".venv"}
+uwsgi:
+  processes: 2
+"""
+DEMO_APP = """\
+import flask
+
+app = flask.Flask(__name__)
+
+@app.route("/")
+def index():
+    return "hello from demo"
+"""
+UWSGI_GET = """\
+import socket, struct, sys
+env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": "", "SERVER_NAME": "app",
+       "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.0", "HTTP_HOST": "app"}
+body = b"".join(struct.pack("<H", len(k)) + k.encode() + struct.pack("<H", len(v)) + v.encode()
+                for k, v in env.items())
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(struct.pack("<BHB", 0, len(body), 0) + body)
+print(b"".join(iter(lambda: s.recv(65536), b"")).partition(b"\\r\\n\\r\\n")[2].decode())
+"""
+
+
+def test_shipped_unit_runs_the_supervisor() -> None:
+    """Smoke test of the unit as shipped (binary from the venv): start, serve, reload, stop."""
+    unit = "uwsgi-supervisor@demo.service"
+    with boot_or_skip(
+        units=shipped_template(),
+        files={"/etc/uwsgi-supervisor/demo.yaml": DEMO_SPEC, "/srv/demo/app.py": DEMO_APP},
+    ) as sd:
+        sd.start(unit)
+        shown = sd.show(unit, "ActiveState", "MainPID", "StatusText", "User")
+        assert shown["ActiveState"] == "active" and shown["User"] == "www-data", shown
+        assert shown["StatusText"].startswith("serving"), shown
+        sock = "/run/uwsgi-supervisor/demo/app.sock"
+        get = [str(PYTHON), "-c", UWSGI_GET, sock]
+        assert sd.run(get, check=True).stdout.strip() == "hello from demo"
+        sd.reload(unit)  # returns once the supervisor reports the reload done
+        again = sd.show(unit, "ActiveState", "MainPID")
+        assert again == {"ActiveState": "active", "MainPID": shown["MainPID"]}, again
+        assert sd.run(get, check=True).stdout.strip() == "hello from demo"
+        sd.stop(unit)
+        stopped = sd.show(unit, "ActiveState", "Result")
+        assert stopped == {"ActiveState": "inactive", "Result": "success"}, sd.journal(unit)
+        assert sd.pids_in_unit(unit) == []
