@@ -84,7 +84,9 @@ class _Handler(FileSystemEventHandler):
             else:
                 self.watcher._on_anchor_event(self, event)
         except Exception:
-            self.watcher._note(f"code watcher: error handling {event!r}: {traceback.format_exc()}")
+            self.watcher._record(
+                message=f"code watcher: error on {event!r}: {traceback.format_exc()}"
+            )
 
 
 class CodeWatcher:
@@ -148,23 +150,20 @@ class CodeWatcher:
             except OSError as exc:
                 if not is_limit_error(exc):
                     raise
-                self._set_limit(exc.errno or errno.ENOSPC)
-            self._take_limit()
-        self._flush_messages()
+                self._record(limit=exc.errno)
+        self._service()
 
     def stop(self) -> None:
         """Stop watching and join watchdog's threads."""
         self._stopped = True
         self._shut_down()
-        self._flush_messages()
+        self._service()
 
     def drain(self) -> list[Change]:
         """Changes recorded since the last drain, one per path, oldest first."""
         with self._buffer_lock:
             changes, self._changes = self._changes, []
-        self._flush_messages()
-        if not self._stopped:
-            self._take_limit()
+        self._service()
         return _coalesce(changes)
 
     def resolved_targets(self) -> list[Path]:
@@ -195,50 +194,44 @@ class CodeWatcher:
             self._trees.clear()
             self._anchors.clear()
 
-    def _take_limit(self) -> Optional[int]:
-        """Fall back to polling if an inotify limit ran out; returns its errno."""
+    def _service(self) -> None:
+        """Write the recorded log lines; fall back to polling if inotify ran out."""
         with self._buffer_lock:
+            messages, self._messages = self._messages, []
             err, self._limit_errno = self._limit_errno, None
-        if err is None or self._backend != "inotify":
-            return None
+        for message in messages:
+            self._log(message)
+        if err is None or self._stopped or self._backend != "inotify":
+            return
         self._log(limit_message(err, ", ".join(r.path for r in self._roots)))
         self._shut_down()
         self._backend = "polling"
+        with self._buffer_lock:  # anything the old observer noted while stopping
+            self._limit_errno = None
         self._arm(PollingObserver(timeout=self._poll_interval))
-        return err
-
-    def _flush_messages(self) -> None:
-        with self._buffer_lock:
-            messages, self._messages = self._messages, []
-        for message in messages:
-            self._log(message)
+        self._service()
 
     # -- recording (any thread) ----------------------------------------------
 
-    def _record(self, change: Optional[Change] = None, message: Optional[str] = None) -> None:
+    def _record(
+        self,
+        change: Optional[Change] = None,
+        message: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> None:
+        """Buffer something for the loop; wake it if the buffer was empty."""
         with self._buffer_lock:
             idle = not self._changes and not self._messages and self._limit_errno is None
             if change is not None:
                 self._changes.append(change)
             if message is not None:
-                self._messages.append(message)
+                self._messages.append(message.rstrip())
+            if limit is not None and self._backend == "inotify":
+                self._limit_errno = limit
         if idle:
             try:
                 self._wake()
-            except Exception:  # the loop is gone or its pipe is full: it will drain anyway
-                pass
-
-    def _note(self, message: str) -> None:
-        self._record(message=message.rstrip())
-
-    def _set_limit(self, err: int) -> None:
-        with self._buffer_lock:
-            idle = not self._changes and not self._messages and self._limit_errno is None
-            self._limit_errno = err
-        if idle:
-            try:
-                self._wake()
-            except Exception:
+            except Exception:  # the loop is gone or its pipe is full: it drains anyway
                 pass
 
     # -- watchdog's threads ----------------------------------------------------
@@ -325,7 +318,7 @@ class CodeWatcher:
             armed |= self._arm_trees(observer, plans)
             if armed and self._backend == "inotify" and watch_limit_reached():
                 # watchdog skips subdirectories it cannot watch without a word
-                self._set_limit(errno.ENOSPC)
+                self._record(limit=errno.ENOSPC)
                 return
             if [resolve(root.path) for root in self._roots] == plans:
                 return
@@ -367,7 +360,7 @@ class CodeWatcher:
             if root.target is not None and (
                 root.lost or (plan.target, plan.ident) != (root.target, root.ident)
             ):
-                self._note(f"code watcher: {root.path} now leads to {plan.target}")
+                self._record(message=f"code watcher: {root.path} now leads to {plan.target}")
                 self._record(Change(path=plan.target, kind="release"))
             root.target, root.ident, root.lost = plan.target, plan.ident, False
             wanted[plan.target] = plan.ident
@@ -389,7 +382,7 @@ class CodeWatcher:
         """Note once that a watch path leads nowhere; its return will be a release."""
         if not root.lost:
             root.lost = True
-            self._note(f"code watcher: {why}; re-arming when {root.path} is back")
+            self._record(message=f"code watcher: {why}; re-arming when {root.path} is back")
 
     def _schedule(
         self, observer: BaseObserver, handler: _Handler, recursive: bool
@@ -398,9 +391,9 @@ class CodeWatcher:
             return observer.schedule(handler, handler.directory, recursive=recursive)
         except OSError as exc:
             if is_limit_error(exc):
-                self._set_limit(exc.errno or errno.ENOSPC)
+                self._record(limit=exc.errno or errno.ENOSPC)
             elif exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # raced: next pass re-resolves
-                self._note(f"code watcher: cannot watch {handler.directory}: {exc}")
+                self._record(message=f"code watcher: cannot watch {handler.directory}: {exc}")
             return None
 
 
