@@ -120,7 +120,7 @@ class HostDamaged(AssertionError):
 
 @dataclass(frozen=True)
 class File:
-    """A file to place in the overlay, with its mode and owner (a name or a uid)."""
+    """A file to place in the overlay, with its mode, owner and group (names or numbers)."""
 
     content: Content
     mode: int = 0o644
@@ -435,13 +435,19 @@ class Systemd:
         """``systemctl ARGS`` inside; returns the CompletedProcess whatever the exit code."""
         return self.run(["systemctl", "--no-pager", "--no-ask-password", *args], timeout=timeout)
 
-    def _job(self, verb: str, unit: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        cp = self.systemctl(verb, unit, timeout=timeout)
+    def _checked(
+        self, *args: str, unit: Optional[str] = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """``systemctl ARGS``; SystemdError with the unit's status and journal if it fails."""
+        cp = self.systemctl(*args, timeout=timeout)
         if cp.returncode != 0:
             raise SystemdError(
-                f"systemctl {verb} {unit} exited {cp.returncode}\n{_out(cp)}\n{self.diagnose(unit)}"
+                f"systemctl {_fmt(args)} exited {cp.returncode}\n{_out(cp)}\n{self.diagnose(unit)}"
             )
         return cp
+
+    def _job(self, verb: str, unit: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        return self._checked(verb, unit, unit=unit, timeout=timeout)
 
     def start(self, unit: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """``systemctl start``; raises SystemdError with status and journal if it fails."""
@@ -461,15 +467,11 @@ class Systemd:
 
     def daemon_reload(self) -> None:
         """``systemctl daemon-reload``, e.g. after ``write_unit``."""
-        cp = self.systemctl("daemon-reload")
-        if cp.returncode != 0:
-            raise SystemdError(f"daemon-reload failed\n{_out(cp)}\n{self.diagnose()}")
+        self._checked("daemon-reload")
 
     def kill(self, unit: str, sig: str = "SIGTERM", whom: str = "main") -> None:
         """Send ``sig`` to the unit's processes (``whom``: main, control or all)."""
-        cp = self.systemctl("kill", f"--signal={sig}", f"--kill-who={whom}", unit)
-        if cp.returncode != 0:
-            raise SystemdError(f"systemctl kill {unit} failed\n{_out(cp)}\n{self.diagnose(unit)}")
+        self._checked("kill", f"--signal={sig}", f"--kill-who={whom}", unit, unit=unit)
 
     def show(self, unit: Optional[str], *props: str) -> dict[str, str]:
         """``systemctl show`` as a dict (``unit=None``: the manager's own properties).
@@ -519,8 +521,8 @@ class Systemd:
     def make_reachable(self, path: str) -> None:
         """Let every user inside traverse to ``path`` (o+x on its ancestors, in the overlay only).
 
-        E.g. ``sd.make_reachable(sys.base_prefix)`` for a pyenv Python under ``/root`` that a
-        ``User=www-data`` service has to run.
+        Boot does it for this checkout and its venv's interpreter (a pyenv Python under
+        ``/root`` that a ``User=www-data`` service has to run, say); call it for other paths.
         """
         script = 'p=$1; while [ "$p" != / ]; do p=$(dirname -- "$p"); chmod o+x -- "$p"; done'
         self.run(["sh", "-c", script, "sh", path], check=True)

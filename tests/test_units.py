@@ -229,7 +229,7 @@ def test_exec_start_pre_failure_ignores_restart_prevent_exit_status() -> None:
         )
 
 
-def test_files_and_deletions_stay_in_the_overlay(host_canary: Path) -> None:
+def test_files_units_and_deletions_stay_in_the_overlay(host_canary: Path) -> None:
     marker = f"/etc/sysd-selftest-{secrets.token_hex(4)}.yaml"
     with boot_or_skip(files={marker: "app: demo\n"}) as sd:
         assert sd.read_file(marker) == "app: demo\n"
@@ -242,6 +242,11 @@ def test_files_and_deletions_stay_in_the_overlay(host_canary: Path) -> None:
         assert not Path("/etc/sysd-selftest").exists()
         units = sd.show(None, "UnitPath")["UnitPath"].split()
         assert units == ["/run/sysd-harness/units"], units
+        oneshot = "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n"
+        sd.write_unit("later.service", oneshot)
+        sd.daemon_reload()
+        sd.start("later.service")
+        assert sd.show("later.service", "ActiveState") == {"ActiveState": "active"}
     assert host_canary.exists()
 
 
