@@ -3,8 +3,9 @@
 * systemd-analyze rates the units' hardening and verifies them (no manager needed).
 * A tiny Type=notify service under a real, throwaway systemd shows that the harness sees what
   the supervisor's systemd tests will rely on: READY=1, STATUS=, the watchdog, stop, and
-  RestartPreventExitStatus=.
-* The shipped unit's hardening still runs a uWSGI Flask app.
+  RestartPreventExitStatus= (which ignores ExecStartPre, hence the unit's "-" on its check);
+  files, units and deletions inside stay in the overlay.
+* The shipped unit's hardening still runs a uWSGI Flask app, and the supervisor itself.
 """
 
 from __future__ import annotations
