@@ -8,11 +8,12 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from supervisor import __version__
-from supervisor.control import FifoNotReady, Stats, read_stats_raw, parse_stats, write_fifo_retry
+from supervisor.control import FifoNotReady, Stats, parse_stats, read_stats_raw, write_fifo_retry
 from supervisor.spec import Spec, runtime_paths
 from supervisor.specload import SpecError, load_spec
 from supervisor.status import ago, read_state
@@ -49,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="validate a spec and print the uWSGI command it runs")
     c.add_argument("spec", type=Path)
-    c.add_argument("-q", "--quiet", action="store_true", help="print nothing when the spec is valid")
+    c.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing when the spec is valid"
+    )
     c.set_defaults(func=cmd_check)
 
     r = sub.add_parser("run", help="supervise the app in the foreground (what systemd runs)")
@@ -74,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait until the reload is done or failed (default)",
     )
     rl.add_argument("--no-wait", dest="wait", action="store_false")
-    rl.add_argument("--timeout", type=float, default=None, help="seconds to wait (default: spec's reload.timeout + 30)")
+    rl.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait (default: spec's reload.timeout + 30)",
+    )
     rl.set_defaults(func=cmd_reload)
 
     rd = sub.add_parser("render", help="print the nginx include or the systemd drop-in for a spec")
@@ -159,7 +167,10 @@ def print_stats(stats: Stats, state: Optional[dict[str, Any]]) -> None:
         f"uWSGI {stats.version}: master pid {stats.pid}, {stats.serving_workers}/"
         f"{len(stats.workers)} workers serving, listen queue {stats.listen_queue}{gen}"
     )
-    print(f"{'worker':>6} {'pid':>8} {'state':<9} {'requests':>9} {'exceptions':>10} {'rss MiB':>8}  spawned")
+    print(
+        f"{'worker':>6} {'pid':>8} {'state':<9} {'requests':>9} {'exceptions':>10}"
+        f" {'rss MiB':>8}  spawned"
+    )
     now = time.time()
     for w in stats.workers:
         status = w.status if w.accepting else f"{w.status}*"
@@ -196,7 +207,9 @@ def cmd_reload(args: argparse.Namespace) -> int:
             print(done.get("message", ""), file=stream)
             return 0 if done.get("ok") else 1
         time.sleep(0.1)
-    print(f"uwsgi-supervisor: reload of {spec.name} not finished after {timeout:g}s", file=sys.stderr)
+    print(
+        f"uwsgi-supervisor: reload of {spec.name} not finished after {timeout:g}s", file=sys.stderr
+    )
     return EX_TEMPFAIL
 
 

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import fcntl
-import grp
 import os
 import selectors
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any, Callable, Optional
+from typing import IO, Any, Optional
 
 from supervisor import procs
-from supervisor.control import read_stats, write_fifo
+from supervisor.control import write_fifo
+from supervisor.instance import describe_exit
 from supervisor.logs import Logger
 from supervisor.machine import Machine
 from supervisor.notify import Notifier, watchdog_period
-from supervisor.runner import UwsgiRunner, describe_exit
+from supervisor.runner import UwsgiRunner
 from supervisor.spec import Spec, runtime_paths
 from supervisor.specload import SpecError, load_spec
 from supervisor.states import State
@@ -26,6 +26,7 @@ from supervisor.uwsgi import build_command
 
 STATS_FAST = 0.1  # while starting or reloading
 STATS_SLOW = 1.0  # while running: also the watchdog's evidence of life
+OUTPUT_POLL = 0.2  # how often uWSGI's log file is tailed into ours
 HANDLED_SIGNALS = (
     signal.SIGTERM,
     signal.SIGINT,
@@ -51,7 +52,9 @@ def prepare_runtime_dir(spec: Spec) -> IO[str]:
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     sock = spec.uwsgi.socket.path
     nginx_inside = sock is not None and sock.parent == root
-    os.chmod(root, 0o711 if nginx_inside else 0o700)
+    systemd_made_it = str(root) in os.environ.get("RUNTIME_DIRECTORY", "").split(":")
+    if not systemd_made_it:  # else RuntimeDirectoryMode= (0750, group www-data) rules
+        os.chmod(root, 0o711 if nginx_inside else 0o700)
     lock = open(root / "supervisor.lock", "a+")  # noqa: SIM115 - held for the process's life
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -89,7 +92,7 @@ class Loop:
         self.awaiting_reload = 0
         self.socket_prepared = False
         self.last_state_write = 0.0
-        self.hooks: list[Callable[[float], None]] = []  # extra per-iteration work (watcher)
+        self.codepush: Optional[Any] = None  # CodePush, when watch.enabled
 
     # -- signal plumbing: handlers only record -----------------------------------
 
@@ -117,27 +120,50 @@ class Loop:
     def run(self) -> int:
         self.install_signals()
         self.stop_leftover_instance()
-        now = time.monotonic()
-        self.machine.start(now)
-        self._register_output()
-        while self.exit_code is None:
-            self._wait(time.monotonic())
+        self._start_watching()
+        try:
             now = time.monotonic()
-            self._handle_signals(now)
-            self._check_child(now)
-            self.machine.tick(now)
-            self._register_output()
-            self._poll_stats(now)
-            for hook in self.hooks:
-                hook(now)
-            self._ping(now)
-            self._publish(now)
+            self.machine.start(now)
+            while self.exit_code is None:
+                self._wait(time.monotonic())
+                self._forward_output()
+                now = time.monotonic()
+                self._handle_signals(now)
+                self._check_children(now)
+                self.machine.tick(now)
+                self.runner.tick_retiring(now)
+                self._poll_stats(now)
+                if self.codepush is not None:
+                    self.codepush.tick(now)
+                    self.refused = self.codepush.refused or self.machine.swap_failed
+                else:
+                    self.refused = self.machine.swap_failed
+                self._ping(now)
+                self._publish(now)
+        finally:
+            if self.codepush is not None:
+                self.codepush.stop()
+            self.runner.end_all()
         self._publish(time.monotonic(), force=True)
         return self.exit_code
+
+    def _start_watching(self) -> None:
+        if not self.spec.watch.enabled:
+            return
+        from supervisor.codepush import CodePush
+
+        self.codepush = CodePush(self.spec, self.machine, self.log.info, self.wake)
+        self.codepush.start()
 
     def _wait(self, now: float) -> None:
         deadlines = [self.next_stats, self.next_watchdog if self.watchdog else None]
         deadlines.append(self.machine.next_deadline())
+        if self.codepush is not None:
+            deadlines.append(self.codepush.deadline())
+        if self.runner.retiring:
+            deadlines.append(now + 0.05)
+        if self.runner.instances():
+            deadlines.append(now + OUTPUT_POLL)
         soonest = min(d for d in deadlines if d is not None)
         timeout = max(0.0, min(soonest - now, 1.0))
         for key, _ in self.sel.select(timeout):
@@ -147,22 +173,13 @@ class Loop:
                         pass
                 except BlockingIOError:
                     pass
-            elif key.data == "uwsgi":
-                self.runner.drain_output()
-                if self.runner.output_fd is None:
-                    self.sel.unregister(key.fd)
 
-    def _register_output(self) -> None:
-        fd = self.runner.output_fd
-        if fd is None:
-            return
-        try:
-            self.sel.get_key(fd)
-        except KeyError:
-            for key in list(self.sel.get_map().values()):
-                if key.data == "uwsgi":
-                    self.sel.unregister(key.fd)
-            self.sel.register(fd, selectors.EVENT_READ, "uwsgi")
+    def _forward_output(self) -> None:
+        for inst in self.runner.instances():
+            try:
+                inst.drain_output()
+            except OSError as exc:
+                self.log.error(f"cannot read uWSGI's log {inst.log_path}: {exc}")
 
     def _handle_signals(self, now: float) -> None:
         while self.signals:
@@ -177,7 +194,7 @@ class Loop:
                 self._begin_signal_reload(now, mode, "reload requested")
 
     def _code_mode(self) -> str:
-        return "chain" if self.spec.watch.reload == "chain" else "graceful"
+        return self.spec.watch.reload
 
     def _reload_spec(self, now: float) -> None:
         try:
@@ -190,9 +207,18 @@ class Loop:
         inst = runtime_paths(self.spec).instance("x")
         changed = build_command(self.spec, inst).argv != build_command(new, inst).argv
         changed = changed or new.app.env != self.spec.app.env or new.user != self.spec.user
+        watch_changed = new.watch != self.spec.watch or new.watch_paths != self.spec.watch_paths
         self.spec = new
         self.machine.spec = new
         self.runner.spec = new
+        if watch_changed or self.codepush is not None and not new.watch.enabled:
+            if self.codepush is not None:
+                self.codepush.stop()
+                self.codepush = None
+            self._start_watching()
+        elif self.codepush is not None:
+            self.codepush.spec = new
+            self.codepush.preflight.spec = new
         if changed:
             self._begin_signal_reload(now, "restart", "spec changed (uWSGI command line)")
         else:
@@ -203,7 +229,10 @@ class Loop:
         self.awaiting_reload = self.reload_seq
         self.machine.request_reload(now, mode, reason)
 
-    def _check_child(self, now: float) -> None:
+    def _check_children(self, now: float) -> None:
+        code = self.runner.poll_next_exit()
+        if code is not None:
+            self.machine.next_exited(now, describe_exit(code), self.runner.last_error())
         code = self.runner.poll_exit()
         if code is None:
             return
@@ -219,11 +248,18 @@ class Loop:
         m = self.machine
         fast = m.state in (State.STARTING, State.RELOADING, State.STOPPING)
         self.next_stats = now + (STATS_FAST if fast else STATS_SLOW)
-        if m.state not in (State.STARTING, State.RUNNING, State.RELOADING) or not self.runner.inst:
+        current = self.runner.current
+        if m.state not in (State.STARTING, State.RUNNING, State.RELOADING) or current is None:
             return
-        stats = read_stats(self.runner.inst.stats, timeout=0.5)
+        if self.runner.next is not None:
+            m.next_stats(time.monotonic(), self.runner.next.stats())
+            current = self.runner.current
+            if current is None:
+                return
+        stats = current.stats()
         if stats is not None and not self.socket_prepared:
-            self._prepare_app_socket()
+            self.runner.prepare_socket(self.spec.uwsgi.socket.path)
+            self.socket_prepared = True
         m.stats(time.monotonic(), stats)
         self._settle_signal_reload()
 
@@ -241,31 +277,15 @@ class Loop:
         self.reload_done = {"seq": self.awaiting_reload, "ok": ok, "message": message}
         self.awaiting_reload = 0
 
-    def _prepare_app_socket(self) -> None:
-        """Let nginx's worker group connect to the app's unix socket (mode 0660)."""
-        path = self.spec.uwsgi.socket.path
-        if path is None or not path.exists():
-            self.socket_prepared = True
-            return
-        try:
-            if self.spec.nginx.group:
-                os.chown(path, -1, grp.getgrnam(self.spec.nginx.group).gr_gid)
-            os.chmod(path, 0o660)
-        except (OSError, KeyError) as exc:
-            self.log.error(f"cannot open {path} to nginx's group: {exc}")
-        self.socket_prepared = True
-
     def _ping(self, now: float) -> None:
         if not self.watchdog or now < self.next_watchdog:
             return
         self.next_watchdog = now + self.watchdog / 2
-        if self.machine.watchdog_ok(now, stale_after=max(self.watchdog / 2, 3 * STATS_SLOW)):
+        if self.machine.watchdog_ok(now, stale_after=max(self.watchdog / 2, 2 * STATS_SLOW)):
             self.notifier.watchdog()
 
     def _status(self) -> str:
-        return status_line(
-            self.machine, time.monotonic(), self.runner.last_error(), self.refused
-        )
+        return status_line(self.machine, time.monotonic(), self.runner.last_error(), self.refused)
 
     def _publish(self, now: float, force: bool = False) -> None:
         """Send STATUS= and rewrite the state file, at most every 0.2 s."""
@@ -281,7 +301,8 @@ class Loop:
             "supervisor_pid": os.getpid(),
             "state": m.state.value,
             "status": line,
-            "uwsgi_pid": self.runner.proc.pid if self.runner.proc else None,
+            "uwsgi_pid": self.runner.current.pid if self.runner.current else None,
+            "watching": self.codepush.watcher.backend if self.codepush else None,
             "generation": m.generation,
             "crashes": m.crashes,
             "next_try_in": max(0.0, m.deadline - now)
@@ -294,7 +315,7 @@ class Loop:
             else None,
             "reload_refused": self.refused,
             "reload_done": self.reload_done,
-            "uwsgi_tail": list(self.runner.tail)[-10:] if m.state is not State.RUNNING else [],
+            "uwsgi_tail": self.runner.tail()[-10:] if m.state is not State.RUNNING else [],
         }
         try:
             write_state(runtime_paths(self.spec).state, doc)
@@ -319,8 +340,14 @@ class Loop:
                 write_fifo(fifo, "q")
             except (OSError, ValueError):
                 pass
-        if not procs.wait_gone(self.spec.runtime_dir, min(self.spec.stop_timeout, 10.0), self._idle_ping):
-            masters = [p for p in procs.instance_pids(self.spec.runtime_dir) if procs.parent_pid(p) not in pids]
+        if not procs.wait_gone(
+            self.spec.runtime_dir, min(self.spec.stop_timeout, 10.0), self._idle_ping
+        ):
+            masters = [
+                p
+                for p in procs.instance_pids(self.spec.runtime_dir)
+                if procs.parent_pid(p) not in pids
+            ]
             procs.signal_pids(masters, signal.SIGINT)
             if not procs.wait_gone(self.spec.runtime_dir, 3.0, self._idle_ping):
                 killed = procs.kill_leftovers(self.spec.runtime_dir)

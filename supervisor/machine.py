@@ -32,6 +32,9 @@ class Controller(Protocol):
     def signal_master(self, sig: int) -> None: ...
     def kill_instance(self) -> None: ...  # SIGKILL the master and its whole process group
     def reap_leftovers(self) -> None: ...  # master gone: end every process of that instance
+    def spawn_next(self) -> None: ...  # swap: start a second master on a fresh socket
+    def promote_next(self) -> None: ...  # swap: its socket replaces the live one; old retires
+    def abort_next(self) -> None: ...  # swap: end the candidate; the old master keeps serving
     def notify_ready(self) -> None: ...
     def notify_reloading(self) -> None: ...
     def notify_stopping(self) -> None: ...
@@ -42,7 +45,7 @@ class Controller(Protocol):
 
 @dataclass
 class ReloadRequest:
-    mode: str  # "graceful" | "chain" | "restart"
+    mode: str  # "graceful" | "chain" | "swap" | "restart"
     reason: str
 
 
@@ -75,6 +78,7 @@ class Machine:
         self.stop_intent = "exit"  # what STOPPING leads to: "exit" or "restart"
         self.sigint_sent = False
         self.ready_sent = False
+        self.swap_failed: Optional[str] = None  # why the last swap kept the old master
 
     # -- transitions -------------------------------------------------------
 
@@ -112,9 +116,41 @@ class Machine:
                 # RELOADING -> RUNNING
                 self._go(now, State.RUNNING, f"{self.reload.mode} reload done")
                 self._serving(now, reason=self.reload.reason)
-        if self.state is State.RUNNING and self.running_since is not None:
-            if now - self.running_since >= self.spec.restart.reset_after:
-                self.crashes = 0
+        healthy_since = self.running_since if self.state is State.RUNNING else None
+        if healthy_since is not None and now - healthy_since >= self.spec.restart.reset_after:
+            self.crashes = 0
+
+    def next_stats(self, now: float, stats: Optional[Stats]) -> None:
+        """A stats sample of the swap candidate."""
+        if self.state is not State.RELOADING or self.reload is None or stats is None:
+            return
+        if self.reload.mode == "swap" and stats.all_serving:
+            self.ctl.promote_next()
+            self.last_stats = stats
+            self.last_stats_ok = now
+            self.swap_failed = None
+            # RELOADING -> RUNNING
+            self._go(now, State.RUNNING, "swap done: the new master serves")
+            self._serving(now, reason=self.reload.reason)
+
+    def next_exited(self, now: float, how: str, error: Optional[str]) -> None:
+        """The swap candidate exited before serving: keep the old master."""
+        if self.state is not State.RELOADING or self.reload is None:
+            return
+        self._swap_failed(now, f"the new master exited ({how})" + (f": {error}" if error else ""))
+
+    def _swap_failed(self, now: float, why: str) -> None:
+        self.ctl.abort_next()
+        self.swap_failed = f"swap refused: {why}"
+        self.ctl.log(f"{self.swap_failed}; the old master keeps serving")
+        # RELOADING -> RUNNING
+        self._go(now, State.RUNNING, "swap abandoned")
+        self.deadline = None
+        self.reload = None
+        self.ctl.notify_ready()
+        if self.pending is not None:
+            request, self.pending = self.pending, None
+            self.request_reload(now, request.mode, request.reason)
 
     def _serving(self, now: float, reason: Optional[str]) -> None:
         self.deadline = None
@@ -179,8 +215,11 @@ class Machine:
                 w.pid for w in (self.last_stats.workers if self.last_stats else ())
             )
             self.ctl.notify_reloading()
-            self.fifo_due = FIFO_FOR_MODE[mode]
-            self._write_fifo(now)
+            if mode == "swap":
+                self.ctl.spawn_next()
+            else:
+                self.fifo_due = FIFO_FOR_MODE[mode]
+                self._write_fifo(now)
             self.deadline = now + self.spec.reload_timeout
         elif self.state is State.BACKOFF:
             # New code may be the fix: try it now rather than after the backoff.
@@ -212,6 +251,7 @@ class Machine:
     def _stop(self, now: float, intent: str, why: str) -> None:
         # STARTING/RUNNING/RELOADING -> STOPPING
         self._go(now, State.STOPPING, why)
+        self.ctl.abort_next()
         self.stop_intent = intent
         self.reload = None
         if intent == "exit":
@@ -249,6 +289,12 @@ class Machine:
             )
             self.ctl.kill_instance()
             self.deadline = now + KILL_AFTER  # child_exited follows
+        elif (
+            self.state is State.RELOADING and self.reload is not None and self.reload.mode == "swap"
+        ):
+            self._swap_failed(
+                now, f"the new master did not serve within {self.spec.reload_timeout:g}s"
+            )
         elif self.state is State.RELOADING and self.reload is not None:
             self.ctl.log(
                 f"{self.reload.mode} reload did not complete within"

@@ -9,7 +9,7 @@ from typing import Optional
 import sdnotify
 
 
-def watchdog_period(environ: "os._Environ[str] | dict[str, str]") -> Optional[float]:
+def watchdog_period(environ: os._Environ[str] | dict[str, str]) -> Optional[float]:
     """The watchdog period in seconds if systemd asked *us* to ping, else None."""
     usec = environ.get("WATCHDOG_USEC")
     if not usec:

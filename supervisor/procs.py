@@ -6,18 +6,20 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
-from supervisor.uwsgi import INSTANCE_MARK
+from supervisor.uwsgi import INSTANCE_MARK, INSTANCE_TAG
 
 
-def instance_pids(runtime_dir: Path) -> list[int]:
+def instance_pids(runtime_dir: Path, tag: Optional[str] = None) -> list[int]:
     """PIDs of live processes started for this runtime dir (workers included).
 
     uWSGI workers inherit the mark in their environment, which survives both
     their master's death and `procname` options that rewrite the cmdline.
+    With `tag`, only processes of that one instance.
     """
     mark = f"{INSTANCE_MARK}={runtime_dir}".encode() + b"\0"
+    tag_mark = f"{INSTANCE_TAG}={tag}".encode() + b"\0" if tag is not None else b""
     me = os.getpid()
     found = []
     for entry in os.scandir("/proc"):
@@ -28,7 +30,10 @@ def instance_pids(runtime_dir: Path) -> list[int]:
                 env = f.read()
         except OSError:
             continue  # gone, or not ours to read
-        if (b"\0" + env).find(b"\0" + mark) >= 0 and not _is_zombie(int(entry.name)):
+        env = b"\0" + env
+        if b"\0" + mark not in env or (tag_mark and b"\0" + tag_mark not in env):
+            continue
+        if not _is_zombie(int(entry.name)):
             found.append(int(entry.name))
     return sorted(found)
 
@@ -58,14 +63,14 @@ def signal_pids(pids: list[int], sig: int) -> None:
             pass
 
 
-def kill_leftovers(runtime_dir: Path, wait: float = 5.0) -> list[int]:
-    """SIGKILL every process of the instance and wait until they are gone."""
-    pids = instance_pids(runtime_dir)
+def kill_leftovers(runtime_dir: Path, tag: Optional[str] = None, wait: float = 5.0) -> list[int]:
+    """SIGKILL every process of the instance(s) and wait until they are gone."""
+    pids = instance_pids(runtime_dir, tag)
     if not pids:
         return []
     signal_pids(pids, signal.SIGKILL)
     deadline = time.monotonic() + wait
-    while instance_pids(runtime_dir) and time.monotonic() < deadline:
+    while instance_pids(runtime_dir, tag) and time.monotonic() < deadline:
         time.sleep(0.02)
     return pids
 

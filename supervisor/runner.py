@@ -1,52 +1,26 @@
-"""The real Controller: spawns uWSGI, writes its FIFO, ends its processes."""
+"""The real Controller: spawns uWSGI instances, swaps them, ends their processes."""
 
 from __future__ import annotations
 
-import collections
-import errno
 import os
-import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
 from supervisor import procs
-from supervisor.control import FifoNotReady, write_fifo
+from supervisor.instance import Instance
 from supervisor.notify import Notifier
-from supervisor.spec import InstancePaths, Spec, runtime_paths
+from supervisor.spec import Spec, runtime_paths
 from supervisor.uwsgi import build_command, write_entry
 
-_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(Error|Exception|Exit)\b.*)$")
-_HINT = re.compile(r"in use|denied|cannot|unable|no such|not found|invalid|unknown|no app", re.I)
-
-
-def summarize_error(lines: "collections.deque[str] | list[str]") -> Optional[str]:
-    """The most telling line of uWSGI's last output, e.g. 'ImportError: no module x'."""
-    for line in reversed(lines):
-        match = _ERROR_LINE.match(line)
-        if match:
-            return match.group(1)[:200]
-    for line in reversed(lines):
-        if _HINT.search(line):
-            return line.strip()[:200]
-    return None
-
-
-def describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    if code == 22:
-        return "exit status 22 (no app loaded)"
-    return f"exit status {code}"
+KILL_AFTER = 5.0
+DRAIN_MAX = 5.0  # longest wait for a retiring master's listen queue to empty
 
 
 class UwsgiRunner:
-    """Owns the uWSGI master process (our child) and its instance files."""
+    """Owns the uWSGI masters (our children): the serving one, a swap candidate,
+    and ones retiring after a swap."""
 
     def __init__(
         self,
@@ -61,85 +35,84 @@ class UwsgiRunner:
         self._log = log
         self._status = status
         self._request_exit = request_exit
-        self.proc: Optional[subprocess.Popen[bytes]] = None
-        self.output_fd: Optional[int] = None
-        self.tail: collections.deque[str] = collections.deque(maxlen=40)
-        self._partial = b""
+        self.current: Optional[Instance] = None
+        self.next: Optional[Instance] = None
+        self.retiring: list[Instance] = []
         self.spawn_count = 0
-        self.inst: Optional[InstancePaths] = None
-        self._spawn_failed: Optional[int] = None
+        self.last_tail: list[str] = []
+
+    def instances(self) -> list[Instance]:
+        found = [self.current, self.next, *self.retiring]
+        return [i for i in found if i is not None]
 
     # -- Controller protocol ---------------------------------------------------
 
     def spawn(self) -> None:
-        paths = runtime_paths(self.spec)
+        if self.current is not None:
+            self.current.close()
         self._clear_stale_files()
-        write_entry(self.spec)
-        self.spawn_count += 1
-        self.inst = paths.instance(str(self.spawn_count))
-        cmd = build_command(self.spec, self.inst)
-        read_fd, write_fd = os.pipe()
-        os.set_blocking(read_fd, False)
-        self.tail.clear()
-        try:
-            self.proc = subprocess.Popen(
-                cmd.argv,
-                env=cmd.env,
-                stdin=subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=write_fd,
-                start_new_session=True,  # its own process group: killpg reaches every worker
-                umask=0o077,  # FIFO and stats socket private to the service user
-                user=self._drop_to_user(),
-                group=self._drop_to_group(),
-            )
-        except OSError as exc:
-            os.close(read_fd)
-            os.close(write_fd)
-            self._log(f"cannot start {cmd.argv[0]}: {exc}")
-            self.tail.append(f"OSError: cannot start {cmd.argv[0]}: {exc.strerror}")
-            self.proc = None
-            self._spawn_failed = 127  # reported as an exit, so backoff applies
+        sock = self.spec.uwsgi.socket.path
+        self.current = self._start(sock)
+
+    def spawn_next(self) -> None:
+        """Start a swap candidate on a fresh unix socket beside the live one."""
+        sock = self.spec.uwsgi.socket.path
+        assert sock is not None, "swap needs a unix socket (checked by the spec loader)"
+        self.next = self._start(sock.with_name(f"{sock.name}.{self.spawn_count + 1}"))
+
+    def promote_next(self) -> None:
+        """The candidate serves: rename its socket over the live one, retire the old."""
+        new, old = self.next, self.current
+        assert new is not None and new.socket_path is not None
+        live = self.spec.uwsgi.socket.path
+        assert live is not None
+        self.prepare_socket(new.socket_path)
+        os.replace(new.socket_path, live)  # atomic: nginx connects to one or the other
+        paths = runtime_paths(self.spec)
+        _link(paths.master_fifo, new.paths.master_fifo)
+        _link(paths.stats, new.paths.stats)
+        self.current, self.next = new, None
+        if old is not None:
+            old.retire_stage = "drain"
+            old.retire_deadline = time.monotonic() + DRAIN_MAX
+            self.retiring.append(old)
+            self._log(f"swapped: uWSGI pid {new.pid} now serves; retiring pid {old.pid}")
+
+    def abort_next(self) -> None:
+        if self.next is None:
             return
-        os.close(write_fd)
-        if self.output_fd is not None:
-            os.close(self.output_fd)
-        self.output_fd = read_fd
-        self._link(paths.master_fifo, self.inst.master_fifo)
-        self._link(paths.stats, self.inst.stats)
-        self._log(f"spawned uWSGI pid {self.proc.pid}: {cmd.shell_line()}")
+        nxt, self.next = self.next, None
+        killed = nxt.kill()
+        self.last_tail = list(nxt.tail)
+        nxt.poll()
+        nxt.close()
+        if nxt.socket_path is not None:
+            _unlink(nxt.socket_path)
+        self._log(f"swap candidate pid {nxt.pid} ended ({len(killed)} processes)")
 
     def send_fifo(self, command: str) -> bool:
-        if self.inst is None:
-            return False
-        try:
-            write_fifo(self.inst.master_fifo, command)
-            return True
-        except FifoNotReady:
-            return False
+        return self.current is not None and self.current.send_fifo(command)
 
     def signal_master(self, sig: int) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
+        if self.current is not None:
+            self.current.signal(sig)
 
     def kill_instance(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        procs.kill_leftovers(self.spec.runtime_dir)
+        if self.current is not None:
+            self.current.kill()
 
     def reap_leftovers(self) -> None:
-        killed = procs.kill_leftovers(self.spec.runtime_dir)
+        """The serving master exited: end whatever of its instance is left."""
+        inst = self.current
+        if inst is None:
+            return
+        killed = inst.kill()
         if killed:
             self._log(
                 f"ended {len(killed)} leftover uWSGI process(es) of the previous master:"
                 f" {' '.join(map(str, killed))}"
             )
+        self.abort_next()
 
     def notify_ready(self) -> None:
         self.notifier.ready(self._status())
@@ -162,76 +135,133 @@ class UwsgiRunner:
     # -- loop helpers ------------------------------------------------------------
 
     def poll_exit(self) -> Optional[int]:
-        """The master's exit status if it just exited (reaps only our own child)."""
-        if self._spawn_failed is not None:
-            code, self._spawn_failed = self._spawn_failed, None
-            return code
-        if self.proc is None:
+        """The serving master's exit status if it just exited."""
+        inst = self.current
+        if inst is None or inst.exit_reported:
             return None
-        code = self.proc.poll()
-        if code is None:
-            return None
-        self.drain_output()
-        self.proc = None
+        code = inst.poll()
+        if code is not None:
+            inst.exit_reported = True
+            self.last_tail = list(inst.tail)
         return code
 
-    def drain_output(self) -> None:
-        """Forward uWSGI's output to ours line by line and keep the last lines."""
-        if self.output_fd is None:
-            return
-        while True:
-            try:
-                chunk = os.read(self.output_fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                if exc.errno == errno.EINTR:
-                    continue
-                return
-            if not chunk:
-                os.close(self.output_fd)
-                self.output_fd = None
-                if self._partial:
-                    self._emit(self._partial)
-                    self._partial = b""
-                return
-            data = self._partial + chunk
-            *lines, self._partial = data.split(b"\n")
-            for line in lines:
-                self._emit(line)
+    def poll_next_exit(self) -> Optional[int]:
+        if self.next is None or self.next.exit_reported:
+            return None
+        code = self.next.poll()
+        if code is not None:
+            self.next.exit_reported = True
+            self.last_tail = list(self.next.tail)
+        return code
 
-    def _emit(self, line: bytes) -> None:
-        text = line.decode("utf-8", "replace")
-        self.tail.append(text)
-        try:
-            os.write(1, line + b"\n")
-        except OSError:
-            pass  # a full disk or closed stdout must not stop supervision
+    def forget_current(self) -> None:
+        if self.current is not None:
+            self.current.close()
+        self.current = None
+
+    def tick_retiring(self, now: float) -> None:
+        """Drain, quit and reap masters replaced by a swap; never a crash."""
+        for inst in list(self.retiring):
+            if inst.poll() is not None:
+                inst.kill()
+                inst.close()
+                self.retiring.remove(inst)
+                continue
+            if inst.retire_stage == "drain":
+                stats = inst.stats(timeout=0.2)
+                drained = stats is None or stats.listen_queue == 0
+                if (drained or now >= inst.retire_deadline) and inst.send_fifo("q"):
+                    inst.retire_stage = "quit"
+                    inst.retire_deadline = now + self.spec.stop_timeout
+            elif now >= inst.retire_deadline:
+                if inst.retire_stage == "quit":
+                    self._log(f"retiring uWSGI pid {inst.pid} ignored 'q'; sending SIGINT")
+                    inst.signal(signal.SIGINT)
+                    inst.retire_stage = "int"
+                    inst.retire_deadline = now + KILL_AFTER
+                else:
+                    inst.kill()
 
     def last_error(self) -> Optional[str]:
-        return summarize_error(self.tail)
+        from supervisor.instance import summarize_error
+
+        tail = list(self.current.tail) if self.current and self.current.tail else self.last_tail
+        return summarize_error(tail)
+
+    def tail(self) -> list[str]:
+        return list(self.current.tail) if self.current and self.current.tail else self.last_tail
+
+    def prepare_socket(self, path: Optional[Path]) -> None:
+        """Let nginx's worker group connect to a unix app socket (mode 0660)."""
+        import grp
+
+        if path is None or not path.exists():
+            return
+        try:
+            if self.spec.nginx.group:
+                os.chown(path, -1, grp.getgrnam(self.spec.nginx.group).gr_gid)
+            os.chmod(path, 0o660)
+        except (OSError, KeyError) as exc:
+            self._log(f"cannot open {path} to nginx's group: {exc}")
+
+    def _start(self, socket_path: Optional[Path]) -> Instance:
+        paths = runtime_paths(self.spec)
+        write_entry(self.spec)
+        self.spawn_count += 1
+        inst = Instance(self.spec, paths.instance(str(self.spawn_count)), socket_path)
+        cmd = build_command(self.spec, inst.paths, socket_path)
+        if self.spec.watch.reload == "swap" and self.spec.uwsgi.http is not None:
+            # Both masters bind the development HTTP port during a swap.
+            cmd.argv.append("--reuse-port")
+        try:
+            inst.start(cmd, self._drop_to_user(), self._drop_to_group())
+        except OSError as exc:
+            self._log(f"cannot start {cmd.argv[0]}: {exc}")
+            inst.tail.append(f"OSError: cannot start {cmd.argv[0]}: {exc.strerror}")
+            inst.exit_code = 127  # reported as an exit, so backoff applies
+            return inst
+        if socket_path == self.spec.uwsgi.socket.path:
+            _link(paths.master_fifo, inst.paths.master_fifo)
+            _link(paths.stats, inst.paths.stats)
+        self._log(f"spawned uWSGI pid {inst.pid}: {cmd.shell_line()}")
+        return inst
 
     def _clear_stale_files(self) -> None:
-        """Remove control files no live process uses (we do not use uWSGI's vacuum)."""
-        paths = runtime_paths(self.spec)
-        for path in paths.root.glob("master-*.fifo"):
-            _unlink(path)
-        for path in paths.root.glob("stats-*.sock"):
-            _unlink(path)
-        if self.spec.uwsgi.socket.is_unix and self.spec.uwsgi.socket.path is not None:
-            _unlink(self.spec.uwsgi.socket.path)
-
-    def _link(self, link: Path, target: Path) -> None:
-        tmp = link.with_name(f".{link.name}.tmp")
-        _unlink(tmp)
-        os.symlink(target.name, tmp)
-        os.replace(tmp, link)
+        """Remove control files no live process uses (we do not use uWSGI's vacuum,
+        which would unlink a socket that a swap renamed over the old one)."""
+        live = {i.paths.master_fifo for i in self.instances()} | {
+            i.paths.stats for i in self.instances()
+        }
+        root = runtime_paths(self.spec).root
+        for path in [*root.glob("master-*.fifo"), *root.glob("stats-*.sock")]:
+            if path not in live:
+                _unlink(path)
+        sock = self.spec.uwsgi.socket.path
+        if sock is not None:
+            _unlink(sock)
+            for stale in sock.parent.glob(f"{sock.name}.*"):
+                _unlink(stale)
 
     def _drop_to_user(self) -> Optional[str]:
         return self.spec.user if os.geteuid() == 0 and self.spec.user else None
 
     def _drop_to_group(self) -> Optional[str]:
         return self.spec.group if os.geteuid() == 0 and self.spec.group else None
+
+    def end_all(self) -> None:
+        """Last resort on exit: nothing we started may outlive us."""
+        for inst in self.instances():
+            inst.kill()
+            inst.poll()
+            inst.close()
+        procs.kill_leftovers(self.spec.runtime_dir)
+
+
+def _link(link: Path, target: Path) -> None:
+    tmp = link.with_name(f".{link.name}.tmp")
+    _unlink(tmp)
+    os.symlink(target.name, tmp)
+    os.replace(tmp, link)
 
 
 def _unlink(path: Path) -> None:

@@ -39,8 +39,12 @@ def status_line(m: Machine, now: float, error: Optional[str], refused: Optional[
     elif m.state is State.STARTING:
         line = f"starting: {serving}/{total} workers serving"
     elif m.state is State.RELOADING and m.reload is not None:
-        fresh = sum(1 for w in stats.workers if w.pid not in m.old_pids and w.serving) if stats else 0
-        line = f"reloading ({m.reload.mode}): {fresh}/{total} workers on new code ({m.reload.reason})"
+        fresh = (
+            sum(1 for w in stats.workers if w.pid not in m.old_pids and w.serving) if stats else 0
+        )
+        line = (
+            f"reloading ({m.reload.mode}): {fresh}/{total} workers on new code ({m.reload.reason})"
+        )
     elif m.state is State.BACKOFF:
         wait = max(0.0, (m.deadline or now) - now)
         line = f"backoff: crash {m.crashes}, retrying in {wait:.1f} s"

@@ -38,6 +38,15 @@ class FakeController:
     def reap_leftovers(self) -> None:
         self.calls.append("reap")
 
+    def spawn_next(self) -> None:
+        self.calls.append("spawn next")
+
+    def promote_next(self) -> None:
+        self.calls.append("promote next")
+
+    def abort_next(self) -> None:
+        self.calls.append("abort next")
+
     def notify_ready(self) -> None:
         self.calls.append("READY")
 
@@ -159,9 +168,9 @@ def test_gives_up_after_max_attempts_and_exits_nonzero() -> None:
 def test_graceful_stop_escalates_q_then_sigint_then_sigkill() -> None:
     m, ctl = running()
     m.request_stop(10.0)
-    assert ctl.calls == ["STOPPING", "fifo q"]
+    assert ctl.calls == ["abort next", "STOPPING", "fifo q"]
     m.tick(10.0 + m.spec.stop_timeout - 0.01)
-    assert ctl.calls == ["STOPPING", "fifo q"]
+    assert ctl.calls == ["abort next", "STOPPING", "fifo q"]
     m.tick(10.0 + m.spec.stop_timeout)
     assert ctl.calls[-1] == "signal SIGINT"
     m.tick(10.0 + m.spec.stop_timeout + 5.0)
@@ -264,3 +273,31 @@ def test_transition_table_is_checked() -> None:
     for old, news in TRANSITIONS.items():
         for new in news:
             check_transition(old, new)
+
+
+def test_swap_promotes_only_a_fully_serving_candidate() -> None:
+    m, ctl = running()
+    m.request_reload(1.0, "swap", "blog.py changed")
+    assert ctl.calls == ["RELOADING", "spawn next"]
+    m.next_stats(1.2, stats(51, 52, serving=False))
+    assert m.state is State.RELOADING
+    m.next_stats(1.4, stats(51, 52))
+    assert m.state is State.RUNNING and ctl.calls[-2:] == ["promote next", "READY"]
+    assert m.generation == 2
+
+
+def test_swap_candidate_that_dies_never_replaces_the_old_master() -> None:
+    m, ctl = running()
+    m.request_reload(1.0, "swap", "broken push")
+    m.next_exited(1.5, "exit status 22 (no app loaded)", "SyntaxError: invalid syntax")
+    assert m.state is State.RUNNING and m.generation == 1
+    assert ctl.calls[-2:] == ["abort next", "READY"]
+    assert m.swap_failed is not None and "SyntaxError" in m.swap_failed
+
+
+def test_swap_deadline_keeps_the_old_master() -> None:
+    m, ctl = running()
+    m.request_reload(1.0, "swap", "slow start")
+    m.tick(1.0 + m.spec.reload_timeout)
+    assert m.state is State.RUNNING and "abort next" in ctl.calls
+    assert m.swap_failed is not None and "did not serve within" in m.swap_failed

@@ -1,0 +1,199 @@
+"""One uWSGI master we spawned: its process, control files and output."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+from typing import Optional
+
+from supervisor import procs
+from supervisor.control import FifoNotReady, Stats, read_stats, write_fifo
+from supervisor.spec import InstancePaths, Spec
+from supervisor.uwsgi import Command
+
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(Error|Exception|Exit)\b.*)$")
+_HINT = re.compile(r"in use|denied|cannot|unable|no such|not found|invalid|unknown|no app", re.I)
+
+
+def summarize_error(lines: collections.deque[str] | list[str]) -> Optional[str]:
+    """The most telling line of uWSGI's last output, e.g. 'ImportError: no module x'."""
+    for line in reversed(lines):
+        match = _ERROR_LINE.match(line)
+        if match:
+            return match.group(1)[:200]
+    for line in reversed(lines):
+        if _HINT.search(line):
+            return line.strip()[:200]
+    return None
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    if code == 22:
+        return "exit status 22 (no app loaded)"
+    return f"exit status {code}"
+
+
+class Instance:
+    """A uWSGI master and its workers (one process group, one instance tag)."""
+
+    def __init__(self, spec: Spec, paths: InstancePaths, socket_path: Optional[Path]) -> None:
+        self.spec = spec
+        self.paths = paths
+        self.socket_path = socket_path  # where its unix app socket was bound
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+        # uWSGI writes to a file, never to a pipe of ours: if the supervisor
+        # died, a pipe would break and uWSGI spins on EPIPE (a worker at 100%
+        # CPU, requests stalled). We tail the file and forward it instead.
+        self.log_path = spec.logto or paths.root / f"uwsgi-{paths.tag}.log"
+        self.forward = spec.logto is None
+        self._log_fd: Optional[int] = None
+        self._log_ino = 0
+        self.tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._partial = b""
+        self.exit_code: Optional[int] = None
+        self.exit_reported = False  # the loop hears of each exit once
+        # Retirement after a swap: drain, then `q`, then SIGINT, then SIGKILL.
+        self.retire_stage = ""
+        self.retire_deadline = 0.0
+
+    @property
+    def tag(self) -> str:
+        return self.paths.tag
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self, cmd: Command, user: Optional[str], group: Optional[str]) -> None:
+        """Spawn uWSGI. Raises OSError if it cannot be executed."""
+        out = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self._open_log(at_end=True)
+            self.proc = subprocess.Popen(
+                cmd.argv,
+                env=cmd.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,  # what uWSGI prints before it opens its logto
+                stderr=out,
+                start_new_session=True,  # its own process group: killpg reaches every worker
+                umask=0o077,  # FIFO and stats socket private to the service user
+                user=user,
+                group=group,
+            )
+        finally:
+            os.close(out)
+
+    def _open_log(self, at_end: bool) -> None:
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
+        try:
+            fd = os.open(self.log_path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        st = os.fstat(fd)
+        self._log_ino = st.st_ino
+        if at_end:
+            os.lseek(fd, st.st_size, os.SEEK_SET)
+        self._log_fd = fd
+
+    def poll(self) -> Optional[int]:
+        """Exit status once the master exited (reaps only this child), else None."""
+        if self.exit_code is not None:
+            return self.exit_code
+        if self.proc is None:
+            return None
+        code = self.proc.poll()
+        if code is not None:
+            self.drain_output()
+            self.exit_code = code
+        return code
+
+    def stats(self, timeout: float = 0.5) -> Optional[Stats]:
+        return read_stats(self.paths.stats, timeout)
+
+    def send_fifo(self, command: str) -> bool:
+        try:
+            write_fifo(self.paths.master_fifo, command)
+            return True
+        except FifoNotReady:
+            return False
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.exit_code is None:
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> list[int]:
+        """SIGKILL the master's whole group and any stray process of this instance."""
+        if self.proc is not None and self.exit_code is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return procs.kill_leftovers(self.spec.runtime_dir, self.tag)
+
+    def drain_output(self) -> None:
+        """Read what uWSGI wrote since the last call; forward it and keep the last lines."""
+        if self._log_fd is None:
+            self._open_log(at_end=False)
+            if self._log_fd is None:
+                return
+        while True:
+            chunk = os.read(self._log_fd, 65536)
+            if chunk:
+                data = self._partial + chunk
+                *lines, self._partial = data.split(b"\n")
+                for line in lines:
+                    self._emit(line)
+                continue
+            # At the end: follow uWSGI's size-capped rotation to the new file.
+            try:
+                rotated = os.stat(self.log_path).st_ino != self._log_ino
+            except OSError:
+                rotated = False
+            if not rotated:
+                return
+            self._open_log(at_end=False)
+            if self._log_fd is None:
+                return
+
+    def _emit(self, line: bytes) -> None:
+        self.tail.append(line.decode("utf-8", "replace"))
+        if not self.forward:
+            return
+        try:
+            os.write(1, line + b"\n")
+        except OSError:
+            pass  # a full disk or closed stdout must not stop supervision
+
+    def last_error(self) -> Optional[str]:
+        return summarize_error(self.tail)
+
+    def close(self) -> None:
+        self.drain_output()
+        if self._partial:
+            self._emit(self._partial)
+            self._partial = b""
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
+        paths = [self.paths.master_fifo, self.paths.stats]
+        if self.forward:
+            paths += [self.log_path, self.log_path.with_name(self.log_path.name + ".old")]
+        for path in paths:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
