@@ -1,0 +1,107 @@
+"""From file changes to a reload: watcher -> debounce -> preflight -> machine.
+
+Lives in the loop's thread. The watcher's observer thread only records
+changes and wakes the loop; `tick(now)` does the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from supervisor.debounce import Batch, Debouncer
+from supervisor.machine import Machine
+from supervisor.preflight import Preflight
+from supervisor.spec import Spec
+from supervisor.states import State
+from supervisor.uwsgi import write_entry
+
+
+class CodePush:
+    def __init__(
+        self,
+        spec: Spec,
+        machine: Machine,
+        log: Callable[[str], None],
+        wake: Callable[[], None],
+    ) -> None:
+        from supervisor.watch import CodeWatcher
+
+        self.spec = spec
+        self.machine = machine
+        self.log = log
+        self.debouncer = Debouncer(spec.watch.debounce, spec.watch.max_wait)
+        ignore = [spec.runtime_dir]
+        if spec.logto is not None:
+            ignore.append(spec.logto.parent)
+        self.watcher = CodeWatcher(
+            paths=list(spec.watch_paths),
+            include=spec.watch.include,
+            exclude=spec.watch.exclude,
+            ignore=ignore,
+            poll=spec.watch.poll,
+            wake=wake,
+            log=log,
+        )
+        self.preflight = Preflight(spec)
+        self.checking: Optional[Batch] = None
+        self.refused: Optional[str] = None
+
+    def start(self) -> None:
+        self.watcher.start()
+        targets = ", ".join(str(p) for p in self.watcher.resolved_targets())
+        self.log(f"watching {targets} ({self.watcher.backend}) for code pushes")
+
+    def stop(self) -> None:
+        self.preflight.cancel()
+        self.watcher.stop()
+
+    def deadline(self) -> Optional[float]:
+        if self.preflight.running:
+            return min(self.preflight.deadline, self.preflight.started + 0.05)
+        return self.debouncer.deadline()
+
+    @property
+    def mode(self) -> str:
+        return self.spec.watch.reload
+
+    def tick(self, now: float) -> None:
+        changes = self.watcher.drain()
+        if changes:
+            self.debouncer.add(now, changes)
+        if self.preflight.running:
+            self._finish_preflight(now)
+            return
+        if not self.debouncer.due(now):
+            return
+        state = self.machine.state
+        if state is State.BACKOFF:
+            # uWSGI is down anyway: starting it is the check.
+            self.machine.request_reload(now, self.mode, self.debouncer.take().reason)
+        elif state is State.RUNNING:
+            batch = self.debouncer.take()
+            if self.spec.watch.preflight:
+                self.checking = batch
+                write_entry(self.spec)
+                self.preflight.start(now)
+            else:
+                self.machine.request_reload(now, self.mode, batch.reason)
+        # STARTING, RELOADING, STOPPING: keep collecting; one reload follows.
+
+    def _finish_preflight(self, now: float) -> None:
+        result = self.preflight.poll(now)
+        if result is None:
+            return
+        batch, self.checking = self.checking, None
+        assert batch is not None
+        if result.ok:
+            self.refused = None
+            if self.machine.state is State.RUNNING:
+                self.machine.request_reload(now, self.mode, batch.reason)
+            else:
+                self.debouncer.add(now, [batch.first])  # try once uWSGI is back
+            return
+        self.refused = f"reload refused: {result.summary}"
+        self.log(
+            f"{self.refused} ({batch.reason}); the running code keeps serving."
+            f" Import check output:\n{result.output.rstrip()}"
+        )
