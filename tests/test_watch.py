@@ -47,6 +47,7 @@ class Loop:
         self.sel.register(self.r, selectors.EVENT_READ)
         self.debouncer = Debouncer(quiet=quiet, max_wait=max_wait)
         self.logs: list[str] = []
+        self.log_threads: set[int] = set()
         self.changes: list[Change] = []
         self.batches: list[Batch] = []
         self.reload_until = 0.0  # while now < this, "a reload is running": no take()
@@ -57,6 +58,10 @@ class Loop:
             os.write(self.w, b"\0")
         except BlockingIOError:
             pass
+
+    def log(self, line: str) -> None:
+        self.log_threads.add(threading.get_ident())
+        self.logs.append(line)
 
     def watcher(
         self,
@@ -72,7 +77,7 @@ class Loop:
             ignore=ignore,
             poll=poll,
             wake=self.wake,
-            log=self.logs.append,
+            log=self.log,
             **kw,
         )
         self.watchers.append(w)
@@ -145,6 +150,8 @@ def loop() -> Iterator[Loop]:
     lp = Loop()
     yield lp
     lp.close()
+    # watchdog's threads only record; lines reach `log` from the loop's thread
+    assert lp.log_threads <= {threading.get_ident()}
 
 
 @pytest.fixture(autouse=True)
@@ -354,6 +361,23 @@ def test_opening_reading_and_importing_never_count(tmp_path: Path, loop: Loop) -
     loop.expect_batches(1)
 
 
+def test_directory_events_do_not_count(tmp_path: Path, loop: Loop) -> None:
+    app = make_app(tmp_path / "app")
+    loop.watcher([app])
+    (app / "newpkg" / "sub").mkdir(parents=True)
+    os.rename(app / "newpkg" / "sub", app / "newpkg" / "sub2")
+    (app / "newpkg" / "sub2").rmdir()
+    loop.expect_nothing()
+    write(app / "newpkg" / "__init__.py", "")  # a file created inside counts
+    loop.expect_batches(1)
+    assert loop.paths() == {str(app.resolve() / "newpkg" / "__init__.py")}
+    loop.reset()
+    outside = make_app(tmp_path / "elsewhere" / "plugin")
+    os.rename(outside, app / "plugin")  # a package moved in: its files count
+    (batch,) = loop.expect_batches(1)
+    assert batch.count == 4
+
+
 @pytest.mark.parametrize("style", ["rename-over", "vim"])
 def test_editor_save_is_one_change(tmp_path: Path, loop: Loop, style: str) -> None:
     app = make_app(tmp_path / "app")
@@ -450,6 +474,26 @@ def test_current_missing_for_a_moment_and_dangling(tmp_path: Path, loop: Loop) -
     write(r3 / "blog.py", "app = 3\n")
     loop.expect_batches(1)
     assert loop.paths() == {str(r3.resolve() / "blog.py")}
+
+
+def test_flip_of_a_parent_symlink(tmp_path: Path, loop: Loop) -> None:
+    # /srv/app -> app-blue, and each colour has its own `current`
+    srv = tmp_path / "srv"
+    for colour in ("blue", "green"):
+        make_release(srv / f"app-{colour}", 1)
+        (srv / f"app-{colour}" / "current").symlink_to("releases/1")
+    (srv / "app").symlink_to("app-blue")
+    w = loop.watcher([srv / "app" / "current"])
+    green = (srv / "app-green" / "releases" / "1").resolve()
+    sh("ln -s app-green app.tmp && mv -T app.tmp app", cwd=srv)
+    (batch,) = loop.expect_batches(1)
+    assert batch.release == str(green)
+    assert w.resolved_targets() == [green]
+    loop.reset()
+    write(srv / "app-blue" / "releases" / "1" / "blog.py", "app = 'blue'\n")
+    loop.expect_nothing()
+    write(green / "blog.py", "app = 'green'\n")
+    loop.expect_batches(1)
 
 
 def test_watched_directory_deleted_then_recreated(tmp_path: Path, loop: Loop) -> None:
