@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from conftest import require
+from harness import free_port
 
 NGINX = Path("/usr/sbin/nginx")
 # Files the rendered include and the test config refer to, as Debian ships them.
@@ -59,17 +60,13 @@ http {{
 
 
 def require_nginx() -> Path:
-    """nginx's binary; skip the test without it, or fail it when CI=true."""
-    if os.access(NGINX, os.X_OK) and (DEBIAN_CONF / "uwsgi_params").is_file():
-        return NGINX
-    reason = (
+    """nginx's binary; skip the test without it, or fail it under CI."""
+    require(
+        os.access(NGINX, os.X_OK) and (DEBIAN_CONF / "uwsgi_params").is_file(),
         f"nginx tier: {NGINX} or {DEBIAN_CONF}/uwsgi_params missing; "
-        "install Debian's nginx-light (apt-get install nginx-light)"
+        "install Debian's nginx-light (apt-get install nginx-light)",
     )
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(reason, pytrace=False)
-    print(reason)
-    pytest.skip(reason)
+    return NGINX
 
 
 def _user_directive(user: str | None) -> str:
@@ -80,13 +77,6 @@ def _user_directive(user: str | None) -> str:
     if user is None:
         user = f"{pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name}"
     return f"user {user};\n"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def write_conf(tmp: Path, include: str, port: int = 0, user: str | None = None) -> Path:
