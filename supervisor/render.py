@@ -57,19 +57,19 @@ def _url_prefix(text: str, what: str) -> str:
 
 
 def _harakiri(spec: Spec) -> Optional[int]:
-    for key, value in spec.uwsgi.options:
-        if key == "harakiri":
-            try:
-                return int(value)
-            except ValueError:
-                return None  # the spec loader reports it; rendering stays possible
-    return None
+    """uWSGI's harakiri in seconds (the last one given wins), if set and on."""
+    values = [value for key, value in spec.uwsgi.options if key == "harakiri"]
+    try:
+        seconds = int(values[-1]) if values else 0
+    except ValueError:
+        return None  # the spec loader reports it; rendering stays possible
+    return seconds if seconds > 0 else None
 
 
 def nginx_read_timeout(spec: Spec) -> int:
     """Seconds nginx waits for the app's response: past harakiri, if set."""
     harakiri = _harakiri(spec)
-    if harakiri is None or harakiri <= 0:
+    if harakiri is None:
         return NGINX_READ_TIMEOUT
     return max(NGINX_READ_TIMEOUT, harakiri + HARAKIRI_MARGIN)
 

@@ -128,6 +128,8 @@ def test_no_static_locations_without_static() -> None:
         ((("harakiri", "20"),), 60),
         ((("harakiri", "60"),), 90),
         ((("harakiri", "300"),), 330),
+        ((("harakiri", "0"),), 60),
+        ((("harakiri", "300"), ("harakiri", "90")), 120),
     ],
 )
 def test_read_timeout_outlasts_harakiri(options: tuple[tuple[str, str], ...], timeout: int) -> None:
