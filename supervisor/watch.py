@@ -382,7 +382,7 @@ class CodeWatcher:
         """Note once that a watch path leads nowhere; its return will be a release."""
         if not root.lost:
             root.lost = True
-            self._record(message=f"code watcher: {why}; re-arming when {root.path} is back")
+            self._record(message=f"code watcher: {why}; watching for {root.path} to (re)appear")
 
     def _schedule(
         self, observer: BaseObserver, handler: _Handler, recursive: bool
