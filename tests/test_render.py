@@ -1,23 +1,22 @@
 """The rendered nginx include and systemd drop-in: text, and real `nginx -t`.
 
-The shipped examples in etc/nginx/ are the render of `example_spec`; after a
-change to render.py, rewrite them with `.venv/bin/python tests/test_render.py`.
+The shipped examples in etc/nginx/ are the render of `example_spec` (the app of
+etc/example.yaml); after a change to render.py, rewrite them with
+`.venv/bin/python tests/test_render.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from nginx import nginx_check
 
 from supervisor.render import nginx_read_timeout, render_nginx, render_unit_dropin
 from supervisor.spec import Address, AppSpec, NginxSpec, Spec, UwsgiSpec
-
-sys.path.insert(0, str(Path(__file__).parent))
-from nginx import nginx_check  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = {
@@ -27,29 +26,29 @@ SHIPPED = {
 
 
 def example_spec(mount: str = "/") -> Spec:
-    """The spec the shipped examples are rendered from."""
+    """The spec the shipped examples are rendered from: etc/example.yaml's app."""
     static = "/static" if mount == "/" else f"{mount}/static"
     return Spec(
-        path=Path("/etc/uwsgi-supervisor/example.yaml"),
-        name="example",
+        path=Path("/etc/uwsgi-supervisor/blog.yaml"),
+        name="blog",
         app=AppSpec(
-            module="example",
+            module="blog.wsgi",
             callable="app",
             factory=False,
-            chdir=Path("/srv/example/current"),
+            chdir=Path("/srv/blog/current"),
         ),
         uwsgi=UwsgiSpec(
             binary="uwsgi",
-            socket=Address(path=Path("/run/uwsgi-supervisor/example/app.sock")),
+            socket=Address(path=Path("/run/uwsgi-supervisor/blog/app.sock")),
             mount=mount,
-            options=(("harakiri", "60"),),
+            options=(("harakiri", "30"),),
         ),
-        runtime_dir=Path("/run/uwsgi-supervisor/example"),
-        user="example",
-        group="example",
+        runtime_dir=Path("/run/uwsgi-supervisor/blog"),
+        user="www-blog",
+        group="www-blog",
         nginx=NginxSpec(
             group="www-data",
-            static=((static, Path("/srv/example/current/static")),),
+            static=((static, Path("/srv/blog/current/static")),),
         ),
     )
 
@@ -75,7 +74,7 @@ def test_root_mount_passes_everything_to_the_socket() -> None:
     text = render_nginx(example_spec("/"))
     body = location(text, "location / {")
     assert "    include uwsgi_params;" in body
-    assert "    uwsgi_pass unix:/run/uwsgi-supervisor/example/app.sock;" in body
+    assert "    uwsgi_pass unix:/run/uwsgi-supervisor/blog/app.sock;" in body
     assert "location = " not in text
     assert "uwsgi_modifier1" not in text
 
@@ -85,8 +84,8 @@ def test_header_says_it_is_an_include_and_how() -> None:
     header = text[: text.index("\nlocation")]
     assert all(line.startswith("#") or not line for line in header.splitlines())
     assert "server { ... }" in header
-    assert "include /etc/nginx/snippets/uwsgi-supervisor-example.conf;" in header
-    assert "/etc/uwsgi-supervisor/example.yaml" in header
+    assert "include /etc/nginx/snippets/uwsgi-supervisor-blog.conf;" in header
+    assert "/etc/uwsgi-supervisor/blog.yaml" in header
     assert "'www-data'" in header  # who may connect to the socket
 
 
@@ -102,7 +101,7 @@ def test_sub_path_redirects_bare_mount_keeping_port_and_query() -> None:
 def test_sub_path_passes_full_uri_without_modifier() -> None:
     text = render_nginx(example_spec("/bbb"))
     body = location(text, "location /bbb/ {")
-    assert "    uwsgi_pass unix:/run/uwsgi-supervisor/example/app.sock;" in body
+    assert "    uwsgi_pass unix:/run/uwsgi-supervisor/blog/app.sock;" in body
     assert "uwsgi_modifier1" not in text
     assert "SCRIPT_NAME" not in body  # uWSGI's mount + manage-script-name set it
     assert "location / {" not in text
@@ -180,12 +179,12 @@ def test_refuses_what_nginx_would_misread(spec: Spec) -> None:
 
 def test_dropin_runs_as_user_with_the_nginx_group() -> None:
     text = render_unit_dropin(example_spec())
-    assert "/etc/systemd/system/uwsgi-supervisor@example.service.d/override.conf" in text
+    assert "/etc/systemd/system/uwsgi-supervisor@blog.service.d/override.conf" in text
     settings = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert settings == [
         "[Service]",
-        "User=example",
-        "Group=example",
+        "User=www-blog",
+        "Group=www-blog",
         "SupplementaryGroups=www-data",
     ]
 
@@ -199,7 +198,7 @@ def test_dropin_without_nginx_group_or_user() -> None:
 def test_dropin_user_without_group_drops_the_units_group() -> None:
     spec = dataclasses.replace(example_spec(), group=None)
     settings = [line for line in render_unit_dropin(spec).splitlines() if line[:1] != "#"]
-    assert settings == ["[Service]", "User=example", "Group=", "SupplementaryGroups=www-data"]
+    assert settings == ["[Service]", "User=www-blog", "Group=", "SupplementaryGroups=www-data"]
 
 
 def test_dropin_skips_supplementary_group_it_already_has() -> None:
@@ -213,6 +212,20 @@ def test_dropin_escapes_specifiers() -> None:
 
 
 # -- shipped examples and real nginx ------------------------------------------
+
+
+def test_example_spec_mirrors_the_shipped_spec() -> None:
+    # The loader would refuse etc/example.yaml here (its users and paths do not
+    # exist on this host), so compare what the render reads with the raw YAML.
+    doc = yaml.safe_load((ROOT / "etc/example.yaml").read_text())
+    spec = example_spec("/")
+    assert (doc["name"], doc["user"], doc["group"]) == (spec.name, spec.user, spec.group)
+    assert doc["uwsgi"].get("mount", "/") == spec.uwsgi.mount
+    assert "socket" not in doc["uwsgi"] and "runtime_dir" not in doc  # the defaults
+    assert spec.uwsgi.socket.path == spec.runtime_dir / "app.sock"
+    assert str(doc["uwsgi"]["options"]["harakiri"]) == dict(spec.uwsgi.options)["harakiri"]
+    assert doc["nginx"]["group"] == spec.nginx.group
+    assert {k: Path(v) for k, v in doc["nginx"]["static"].items()} == dict(spec.nginx.static)
 
 
 @pytest.mark.parametrize("mount", sorted(SHIPPED))
