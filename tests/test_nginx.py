@@ -129,11 +129,10 @@ def site(request: pytest.FixtureRequest) -> Iterator[Site]:
         with Supervised(tmp, spec_text(app, runtime_dir, mount), name="linkapp") as sup:
             sup.start()
             sock = RuntimePaths(runtime_dir).app_socket
-            wait_until(
-                lambda: answers(sock, mount.rstrip("/") + "/"),
-                30,
-                f"the app on {sock}; log:\n{sup.log()[-3000:]}",
-            )
+            try:
+                wait_until(lambda: answers(sock, mount.rstrip("/") + "/"), 30, f"the app on {sock}")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; supervisor log:\n{sup.log()[-3000:]}") from None
             render = sup.cli("render", "nginx", str(sup.spec))
             assert render.returncode == 0, render.stderr
             user = WORKER_USER if AS_ROOT else None
