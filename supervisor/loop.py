@@ -8,6 +8,7 @@ import selectors
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import IO, Any, Optional
 
@@ -26,6 +27,7 @@ from supervisor.uwsgi import build_command
 
 STATS_FAST = 0.1  # while starting or reloading
 STATS_SLOW = 1.0  # while running: also the watchdog's evidence of life
+EX_SOFTWARE = 70
 OUTPUT_POLL = 0.2  # how often uWSGI's log file is tailed into ours
 HANDLED_SIGNALS = (
     signal.SIGTERM,
@@ -52,9 +54,9 @@ def prepare_runtime_dir(spec: Spec) -> IO[str]:
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     sock = spec.uwsgi.socket.path
     nginx_inside = sock is not None and sock.parent == root
-    systemd_made_it = str(root) in os.environ.get("RUNTIME_DIRECTORY", "").split(":")
-    if not systemd_made_it:  # else RuntimeDirectoryMode= (0750, group www-data) rules
-        os.chmod(root, 0o711 if nginx_inside else 0o700)
+    # Also over systemd's RuntimeDirectoryMode=0750: with a per-app user the
+    # dir's group is not nginx's, and nginx must still reach the socket.
+    os.chmod(root, 0o711 if nginx_inside else 0o700)
     lock = open(root / "supervisor.lock", "a+")  # noqa: SIM115 - held for the process's life
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -140,6 +142,7 @@ class Loop:
                     self.refused = self.machine.swap_failed
                 self._ping(now)
                 self._publish(now)
+                self.notifier.flush()
         finally:
             if self.codepush is not None:
                 self.codepush.stop()
@@ -164,6 +167,8 @@ class Loop:
             deadlines.append(now + 0.05)
         if self.runner.instances():
             deadlines.append(now + OUTPUT_POLL)
+        if self.notifier.pending:
+            deadlines.append(now + 0.05)
         soonest = min(d for d in deadlines if d is not None)
         timeout = max(0.0, min(soonest - now, 1.0))
         for key, _ in self.sel.select(timeout):
@@ -256,10 +261,13 @@ class Loop:
             current = self.runner.current
             if current is None:
                 return
-        stats = current.stats()
-        if stats is not None and not self.socket_prepared:
-            self.runner.prepare_socket(self.spec.uwsgi.socket.path)
+        sock = self.spec.uwsgi.socket.path
+        if not self.socket_prepared and (sock is None or sock.exists()):
+            # As soon as uWSGI bound it, before any worker serves: nginx must
+            # never see a permission error.
+            self.runner.prepare_socket(sock)
             self.socket_prepared = True
+        stats = current.stats()
         m.stats(time.monotonic(), stats)
         self._settle_signal_reload()
 
@@ -368,5 +376,10 @@ def run(spec_path: Path, log: Logger, stream: IO[str] = sys.stderr) -> int:
     loop = Loop(spec, log)
     try:
         return loop.run()
+    except Exception:
+        # A bug of ours. Loop.run has already ended every uWSGI process it
+        # started; exit non-zero so systemd restarts us into a clean state.
+        log.error("internal error, exiting:\n" + traceback.format_exc())
+        return EX_SOFTWARE
     finally:
         lock.close()

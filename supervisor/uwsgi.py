@@ -118,7 +118,10 @@ def build_command(
     if u.threads > 1:
         argv += ["--threads", str(u.threads)]
     if u.http is not None:
-        argv += ["--http", u.http.for_uwsgi()]
+        # Workers speak HTTP on this socket themselves: unlike `--http` (a
+        # router process replaced on every reload, resetting requests in
+        # flight) it is inherited across reloads like the app socket.
+        argv += ["--http-socket", u.http.for_uwsgi()]
     if spec.app.virtualenv is not None:
         argv += ["--virtualenv", str(spec.app.virtualenv)]
     entry = str(paths.entry)

@@ -75,7 +75,7 @@ def test_kill_9_of_the_master_recovers_every_time_without_leftovers(short_tmp: P
         for round_ in range(3):
             master = sup.uwsgi_pid()
             old = [master, *children(master)]
-            assert len(old) >= 3  # master, 2 workers, http router
+            assert len(old) >= 3  # master, 2 workers
             os.kill(master, signal.SIGKILL)
             wait_until(
                 lambda m=master: sup.state().get("uwsgi_pid") not in (None, m),

@@ -24,3 +24,21 @@ def slow() -> str:
 @app.route("/links")
 def links() -> str:
     return f"script_name={request.environ.get('SCRIPT_NAME', '')} index={url_for('index')}\n"
+
+
+@app.route("/write")
+def write() -> str:
+    """Write what apps write at run time: a log, an sqlite database, bytecode."""
+    import py_compile
+    import sqlite3
+
+    with open("app.log", "a") as log:
+        log.write("request\n")
+    db = sqlite3.connect("data.sqlite")
+    db.execute("create table if not exists hits (n integer)")
+    db.execute("insert into hits values (1)")
+    db.commit()
+    db.close()
+    py_compile.compile("blog.py", cfile="__pycache__/blog.cpython-311.pyc")
+    py_compile.compile("blog.py", cfile="blog.pyc")
+    return "written\n"
