@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -109,6 +110,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     log = Logger(spec.name)
+    # watchdog logs a harmless race at ERROR when a watch is moved (every
+    # release flip); our watcher reports what matters itself.
+    logging.getLogger("watchdog").setLevel(logging.CRITICAL)
     return run(spec.path, log)
 
 
@@ -217,6 +221,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     from supervisor import render
 
     spec = load_spec(args.spec)
-    text = render.render_nginx(spec) if args.what == "nginx" else render.render_unit_dropin(spec)
+    try:
+        renderer = render.render_nginx if args.what == "nginx" else render.render_unit_dropin
+        text = renderer(spec)
+    except ValueError as exc:
+        print(f"{args.spec}: cannot render the {args.what} file: {exc}", file=sys.stderr)
+        return EX_CONFIG
     sys.stdout.write(text)
     return 0

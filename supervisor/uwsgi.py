@@ -105,7 +105,11 @@ def build_command(
         "--buffer-size",
         "32768",  # large cookies otherwise get "invalid request block size"
         "--chdir",
-        str(spec.app.chdir),
+        # A chain-reloading master is never re-executed: parked in a release
+        # directory, it would sit in a deleted one after the next deploys,
+        # and uWSGI's loader then fails every new worker's imports in
+        # getcwd(). Workers move into the release themselves (below).
+        str(spec.runtime_dir if spec.watch.reload == "chain" else spec.app.chdir),
         "--pythonpath",
         str(spec.app.chdir),
         "--processes",

@@ -135,17 +135,30 @@ def test_symlink_flip_serves_the_new_release(short_tmp: Path, mode: str) -> None
         new = copy_app("blog", root / "releases" / "2")
         set_version(new / "blog.py", "v2")
         flip(root, "2")
-        wait_until(lambda: serves(port, "v2", times=8), 40, f"release 2 served ({mode})")
-        sup.wait_state("running")
+        wait_until(
+            lambda: sup.state().get("generation") == 2 and sup.state().get("state") == "running",
+            40,
+            f"the reload onto release 2 ({mode})",
+        )
+        # (with swap, the retiring master answers on the shared development
+        # HTTP port until it has drained and quit)
+        wait_until(lambda: serves(port, "v2", times=8), 20, f"only release 2 served ({mode})")
         count = reloads(sup)
         shutil.rmtree(root / "releases" / "1")  # the old release is cleaned up later
         time.sleep(2.0)
         assert serves(port, "v2")
         assert reloads(sup) == count
         assert "Traceback" not in sup.log()
-        # Edits inside the new release are picked up too.
+        # Edits inside the new release are picked up too, after the old
+        # release is gone: new workers must not trip over its absence.
         set_version(new / "blog.py", "v3")
-        wait_until(lambda: serves(port, "v3", times=8), 40, f"an edit in release 2 ({mode})")
+        wait_until(
+            lambda: sup.state().get("generation") == 3 and sup.state().get("state") == "running",
+            40,
+            f"the reload after an edit in release 2 ({mode})",
+        )
+        wait_until(lambda: serves(port, "v3", times=8), 20, f"only v3 served ({mode})")
+        assert sup.state()["crashes"] == 0, sup.log()[-3000:]
 
 
 BREAKAGES = {
