@@ -94,6 +94,8 @@ class Loop:
         self.awaiting_reload = 0
         self.socket_prepared = False
         self.last_state_write = 0.0
+        self.last_state: dict[str, Any] = {}
+        self.state_error = False
         self.codepush: Optional[Any] = None  # CodePush, when watch.enabled
 
     # -- signal plumbing: handlers only record -----------------------------------
@@ -325,10 +327,16 @@ class Loop:
             "reload_done": self.reload_done,
             "uwsgi_tail": self.runner.tail()[-10:] if m.state is not State.RUNNING else [],
         }
+        if doc == self.last_state and not force:
+            return  # idle: no rewrite, no wakeup of anyone watching the file
         try:
             write_state(runtime_paths(self.spec).state, doc)
+            self.last_state = doc
+            self.state_error = False
         except OSError as exc:
-            self.log.error(f"cannot write state file: {exc}")
+            if not self.state_error:  # a full disk must not flood the journal
+                self.log.error(f"cannot write state file (status shows stale data): {exc}")
+            self.state_error = True
 
     def _exit(self, code: int) -> None:
         self.exit_code = code
