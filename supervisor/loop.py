@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import selectors
 import signal
@@ -12,13 +11,12 @@ import traceback
 from pathlib import Path
 from typing import IO, Any, Optional
 
-from supervisor import procs
-from supervisor.control import write_fifo
 from supervisor.instance import describe_exit
 from supervisor.logs import Logger
 from supervisor.machine import Machine
 from supervisor.notify import Notifier, watchdog_period
 from supervisor.runner import UwsgiRunner
+from supervisor.runtime import AlreadyRunning, prepare_runtime_dir, stop_leftovers
 from supervisor.spec import Spec, runtime_paths
 from supervisor.specload import SpecError, load_spec
 from supervisor.states import State
@@ -37,41 +35,6 @@ HANDLED_SIGNALS = (
     signal.SIGUSR2,
     signal.SIGCHLD,
 )
-
-
-class AlreadyRunning(Exception):
-    pass
-
-
-def prepare_runtime_dir(spec: Spec) -> IO[str]:
-    """Create the runtime dir safely and take the per-app lock.
-
-    The dir is 0711 when nginx must reach a unix socket inside it (others may
-    traverse, not list; the FIFO and stats socket are 0600 by uWSGI's umask),
-    else 0700. Returns the open lock file, held for the supervisor's life.
-    """
-    root = spec.runtime_dir
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    sock = spec.uwsgi.socket.path
-    nginx_inside = sock is not None and sock.parent == root
-    # Also over systemd's RuntimeDirectoryMode=0750: with a per-app user the
-    # dir's group is not nginx's, and nginx must still reach the socket.
-    os.chmod(root, 0o711 if nginx_inside else 0o700)
-    lock = open(root / "supervisor.lock", "a+")  # noqa: SIM115 - held for the process's life
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        lock.seek(0)
-        other = lock.read().strip() or "unknown"
-        lock.close()
-        raise AlreadyRunning(
-            f"another uwsgi-supervisor (pid {other}) already supervises {spec.name}"
-            f" (lock {root / 'supervisor.lock'})"
-        ) from exc
-    lock.truncate(0)
-    lock.write(f"{os.getpid()}\n")
-    lock.flush()
-    return lock
 
 
 class Loop:
@@ -342,32 +305,7 @@ class Loop:
         self.exit_code = code
 
     def stop_leftover_instance(self) -> None:
-        """Stop a uWSGI left over from a previous life of this supervisor."""
-        pids = procs.instance_pids(self.spec.runtime_dir)
-        if not pids:
-            return
-        self.log.info(
-            f"found uWSGI processes {' '.join(map(str, pids))} left over from a previous"
-            " supervisor for this app; stopping them gracefully before starting anew"
-        )
-        paths = runtime_paths(self.spec)
-        for fifo in sorted(paths.root.glob("master-*.fifo")):
-            try:
-                write_fifo(fifo, "q")
-            except (OSError, ValueError):
-                pass
-        if not procs.wait_gone(
-            self.spec.runtime_dir, min(self.spec.stop_timeout, 10.0), self._idle_ping
-        ):
-            masters = [
-                p
-                for p in procs.instance_pids(self.spec.runtime_dir)
-                if procs.parent_pid(p) not in pids
-            ]
-            procs.signal_pids(masters, signal.SIGINT)
-            if not procs.wait_gone(self.spec.runtime_dir, 3.0, self._idle_ping):
-                killed = procs.kill_leftovers(self.spec.runtime_dir)
-                self.log.info(f"killed leftover uWSGI processes {' '.join(map(str, killed))}")
+        stop_leftovers(self.spec, self.log.info, self._idle_ping)
 
     def _idle_ping(self) -> None:
         if self.watchdog:

@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -119,11 +118,7 @@ class Preflight:
             return None
         timed_out = code is None
         if timed_out:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
+            self._kill()
         self.proc = None
         try:
             output = self.out_path.read_text(errors="replace")
@@ -143,13 +138,14 @@ class Preflight:
 
     def cancel(self) -> None:
         if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
+            self._kill()
             self.proc = None
 
-    @staticmethod
-    def clock() -> float:
-        return time.monotonic()
+    def _kill(self) -> None:
+        """End the check and anything it started (its own session)."""
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
