@@ -245,3 +245,22 @@ def test_spec_change_restarts_uwsgi_with_the_new_command_line(short_tmp: Path) -
         assert r.returncode == 0, r.stderr
         assert sup.uwsgi_pid() != master
         assert sup.state()["status"].startswith("serving: 3/3 workers")
+
+
+def test_a_hung_leftover_uwsgi_and_a_stale_fifo_do_not_stop_a_new_start(short_tmp: Path) -> None:
+    text, port = blog(short_tmp, "stop:\n  timeout: 1s\n")
+    first = Supervised(short_tmp, text, name="app")
+    with first:
+        first.start()
+        old_master = first.uwsgi_pid()
+        old = [old_master, *children(old_master)]
+        assert first.proc is not None
+        first.proc.kill()
+        first.proc.wait()
+        os.kill(old_master, signal.SIGSTOP)  # hung: reads neither its FIFO nor SIGINT
+        os.mkfifo(first.runtime_dir / "master-99.fifo", 0o600)  # nobody reads this one
+        with Supervised(short_tmp, text, name="app") as second:
+            second.start(timeout=60)
+            assert http_get(f"127.0.0.1:{port}", "/")[0] == 200
+            assert "killed leftover uWSGI processes" in second.log()
+            assert [p for p in old if alive(p)] == []
