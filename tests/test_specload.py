@@ -600,3 +600,33 @@ def test_normalise_mount_refuses(text: str, message: str) -> None:
     with pytest.raises(ValueError) as caught:
         normalise_mount(text)
     assert message in str(caught.value)
+
+
+# ---- the corpus through the command line: exit 78, nothing started ---------
+
+
+@pytest.mark.parametrize("template", BAD, ids=[p.stem for p in BAD])
+def test_bad_spec_through_run_exits_78_and_starts_nothing(
+    template: Path, appdir: Path, environ: dict[str, str], tmp_path: Path
+) -> None:
+    import subprocess
+
+    text = template.read_text().replace("{APPDIR}", str(appdir))
+    line, col, key, message = EXPECT.findall(text)[0]
+    spec = write(tmp_path, text, template.name)
+    runtime = tmp_path / "rt"
+    env = dict(os.environ, RUNTIME_DIRECTORY=str(runtime), PATH=environ["PATH"])
+    result = subprocess.run(
+        [sys.executable, "-m", "supervisor", "run", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 78, result.stderr
+    where = f"{spec}:{line}:{col}: " if int(line) else f"{spec}: "
+    head = where + ("" if key == "-" else f"{key}: ")
+    assert result.stderr.startswith(head), result.stderr
+    assert message in result.stderr.splitlines()[0]
+    assert "Traceback" not in result.stderr
+    assert not runtime.exists()  # no runtime dir, so no uWSGI, no socket
