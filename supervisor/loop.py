@@ -60,6 +60,7 @@ class Loop:
         self.last_state: dict[str, Any] = {}
         self.state_error = False
         self.codepush: Optional[Any] = None  # CodePush, when watch.enabled
+        self.watch_error: Optional[str] = None
 
     # -- signal plumbing: handlers only record -----------------------------------
 
@@ -104,7 +105,7 @@ class Loop:
                     self.codepush.tick(now)
                     self.refused = self.codepush.refused or self.machine.swap_failed
                 else:
-                    self.refused = self.machine.swap_failed
+                    self.refused = self.watch_error or self.machine.swap_failed
                 self._ping(now)
                 self._publish(now)
                 self.notifier.flush()
@@ -120,8 +121,16 @@ class Loop:
             return
         from supervisor.codepush import CodePush
 
-        self.codepush = CodePush(self.spec, self.machine, self.log.info, self.wake)
-        self.codepush.start()
+        codepush = CodePush(self.spec, self.machine, self.log.info, self.wake)
+        try:
+            codepush.start()
+        except Exception as exc:  # serving matters more than auto-reload
+            codepush.stop()
+            self.watch_error = f"not watching for code pushes: {exc}"
+            self.log.error(f"{self.watch_error}; serving without auto-reload")
+            return
+        self.watch_error = None
+        self.codepush = codepush
 
     def _wait(self, now: float) -> None:
         deadlines = [self.next_stats, self.next_watchdog if self.watchdog else None]

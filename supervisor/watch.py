@@ -195,12 +195,21 @@ class CodeWatcher:
             self._anchors.clear()
 
     def _service(self) -> None:
-        """Write the recorded log lines; fall back to polling if inotify ran out."""
+        """Write the recorded log lines; fall back to polling if inotify ran out;
+        re-arm if watchdog's thread died (auto-reload must not stop silently)."""
         with self._buffer_lock:
             messages, self._messages = self._messages, []
             err, self._limit_errno = self._limit_errno, None
         for message in messages:
             self._log(message)
+        observer = self._observer
+        if not self._stopped and observer is not None and not observer.is_alive():
+            self._log(f"code watcher: its {self._backend} thread ended unexpectedly; re-arming")
+            self._shut_down()
+            if self._backend == "inotify":
+                self._arm(self._inotify_observer())
+            else:
+                self._arm(PollingObserver(timeout=self._poll_interval))
         if err is None or self._stopped or self._backend != "inotify":
             return
         self._log(limit_message(err, ", ".join(r.path for r in self._roots)))

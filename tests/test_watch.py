@@ -673,3 +673,18 @@ def test_arming_on_10000_files(tmp_path: Path, loop: Loop) -> None:
     write(app / "pkg9" / "mod199" / "m49.py", "x = 1\n")
     loop.expect_batches(1)
     assert took < 30
+
+
+def test_a_dead_watcher_thread_is_re_armed(tmp_path: Path, loop: Loop) -> None:
+    """Auto-reload must not stop silently if watchdog's thread dies."""
+    app = make_app(tmp_path / "app")
+    w = loop.watcher([app])
+    observer = w._observer
+    assert observer is not None
+    observer.stop()  # as if it died: the loop was not asked to stop watching
+    observer.join()
+    loop.pump(0.3)
+    assert any("ended unexpectedly; re-arming" in line for line in loop.logs), loop.logs
+    write(app / "pkg" / "views.py", "app = 'blog 3'\n")
+    (batch,) = loop.expect_batches(1)
+    assert batch.reason == "pkg/views.py changed"
