@@ -8,7 +8,7 @@ import re
 import signal
 import subprocess
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from supervisor import procs
 from supervisor.control import FifoNotReady, Stats, read_stats, write_fifo
@@ -73,10 +73,13 @@ class Instance:
     def pid(self) -> Optional[int]:
         return self.proc.pid if self.proc is not None else None
 
-    def start(self, cmd: Command, user: Optional[str], group: Optional[str]) -> None:
-        """Spawn uWSGI. Raises OSError if it cannot be executed."""
+    def start(self, cmd: Command, credentials: dict[str, Any]) -> None:
+        """Spawn uWSGI (as the service user, per `credentials`). Raises OSError
+        if it cannot be executed."""
         out = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
+            if credentials and self.forward:  # uWSGI reopens its log by path
+                os.fchown(out, credentials["user"], credentials["group"])
             self._open_log(at_end=True)
             self.proc = subprocess.Popen(
                 cmd.argv,
@@ -86,8 +89,7 @@ class Instance:
                 stderr=out,
                 start_new_session=True,  # its own process group: killpg reaches every worker
                 umask=0o077,  # FIFO and stats socket private to the service user
-                user=user,
-                group=group,
+                **credentials,
             )
         finally:
             os.close(out)

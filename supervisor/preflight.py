@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from supervisor.runtime import drop_privileges
 from supervisor.spec import Spec, runtime_paths
 from supervisor.uwsgi import INSTANCE_MARK, build_env
 
@@ -102,6 +103,7 @@ class Preflight:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                **drop_privileges(self.spec),  # import as uWSGI would: the service user
             )
         self.started = now
         self.deadline = now + self.spec.watch.preflight_timeout

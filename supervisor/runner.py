@@ -11,6 +11,7 @@ from typing import Callable, Optional
 from supervisor import procs
 from supervisor.instance import Instance
 from supervisor.notify import Notifier
+from supervisor.runtime import drop_privileges
 from supervisor.spec import Spec, runtime_paths
 from supervisor.uwsgi import build_command, write_entry
 
@@ -214,7 +215,7 @@ class UwsgiRunner:
             # Both masters bind the development HTTP port during a swap.
             cmd.argv.append("--reuse-port")
         try:
-            inst.start(cmd, self._drop_to_user(), self._drop_to_group())
+            inst.start(cmd, drop_privileges(self.spec))
         except OSError as exc:
             self._log(f"cannot start {cmd.argv[0]}: {exc}")
             inst.tail.append(f"OSError: cannot start {cmd.argv[0]}: {exc.strerror}")
@@ -241,12 +242,6 @@ class UwsgiRunner:
             _unlink(sock)
             for stale in sock.parent.glob(f"{sock.name}.*"):
                 _unlink(stale)
-
-    def _drop_to_user(self) -> Optional[str]:
-        return self.spec.user if os.geteuid() == 0 and self.spec.user else None
-
-    def _drop_to_group(self) -> Optional[str]:
-        return self.spec.group if os.geteuid() == 0 and self.spec.group else None
 
     def end_all(self) -> None:
         """Last resort on exit: nothing we started may outlive us."""

@@ -4,9 +4,11 @@ cleared of a uWSGI left over from a previous supervisor's life."""
 from __future__ import annotations
 
 import fcntl
+import grp
 import os
+import pwd
 import signal
-from typing import IO, Callable
+from typing import IO, Any, Callable, Optional
 
 from supervisor import procs
 from supervisor.control import FifoNotReady, write_fifo
@@ -31,6 +33,9 @@ def prepare_runtime_dir(spec: Spec) -> IO[str]:
     # Also over systemd's RuntimeDirectoryMode=0750: with a per-app user the
     # dir's group is not nginx's, and nginx must still reach the socket.
     os.chmod(root, 0o711 if nginx_inside else 0o700)
+    ids = service_ids(spec)
+    if ids is not None:  # uWSGI, run as the service user, creates its files here
+        os.chown(root, *ids)
     lock = open(root / "supervisor.lock", "a+")  # noqa: SIM115 - held for the process's life
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -46,6 +51,25 @@ def prepare_runtime_dir(spec: Spec) -> IO[str]:
     lock.write(f"{os.getpid()}\n")
     lock.flush()
     return lock
+
+
+def service_ids(spec: Spec) -> Optional[tuple[int, int]]:
+    """(uid, gid) uWSGI runs as when we are root and the spec names a user."""
+    if os.geteuid() != 0 or not spec.user:
+        return None
+    pw = pwd.getpwnam(spec.user)
+    gid = grp.getgrnam(spec.group).gr_gid if spec.group else pw.pw_gid
+    return pw.pw_uid, gid
+
+
+def drop_privileges(spec: Spec) -> dict[str, Any]:
+    """Popen arguments that run a child as the service user: uid, gid, and
+    that user's own supplementary groups (never root's)."""
+    ids = service_ids(spec)
+    if ids is None or spec.user is None:
+        return {}
+    uid, gid = ids
+    return {"user": uid, "group": gid, "extra_groups": os.getgrouplist(spec.user, gid)}
 
 
 def stop_leftovers(spec: Spec, log: Callable[[str], None], tick: Callable[[], None]) -> None:

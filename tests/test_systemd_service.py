@@ -94,7 +94,8 @@ RELOAD = App("reload", import_delay=IMPORT_DELAY, watch=False, port=free_port())
 STOP = App("stop", port=free_port())
 CRASH = App("crash", port=free_port())
 HANG = App("hang", port=free_port())
-GOOD_APPS = (DEMO, RELOAD, STOP, CRASH, HANG)
+ROOTDROP = App("rootdrop", port=free_port())  # run by root; uWSGI drops to the spec's user
+GOOD_APPS = (DEMO, RELOAD, STOP, CRASH, HANG, ROOTDROP)
 
 BROKEN = App("broken", port=free_port())
 BROKEN_SPEC = BROKEN.spec().replace("  processes: 2\n", "  processes: two\n")
@@ -370,3 +371,36 @@ def test_broken_spec_fails_the_start_with_its_location_and_no_restart_loop(sd: S
         "ExecMainStatus": "78",
         "Result": "exit-code",
     }, (shown, journal)
+
+
+def test_a_root_supervisor_runs_uwsgi_and_the_import_check_as_the_spec_user(sd: Systemd) -> None:
+    """Without User= in the unit, the spec's `user:` is what uWSGI runs as: its uid,
+    its group, and none of root's groups."""
+    unit = "usup-rootdrop.service"
+    sd.write_unit(
+        unit,
+        "[Service]\nType=notify\nNotifyAccess=main\n"
+        f"ExecStart={SUPERVISOR} run {ROOTDROP.spec_path}\n",
+    )
+    sd.daemon_reload()
+    sd.start(unit)
+    try:
+        assert get(ROOTDROP)[0] == 200
+        uid = sd.run(["id", "-u", ROOTDROP.user], check=True).stdout.strip()
+        main = int(sd.show(unit, "MainPID")["MainPID"])
+        uwsgi = [p for p in sd.host_pids_in_unit(unit) if ns_pid(p) != main]
+        assert uwsgi, "no uWSGI process in the unit"
+        for pid in uwsgi:
+            status = Path(f"/proc/{pid}/status").read_text().splitlines()
+            uids = next(line for line in status if line.startswith("Uid:")).split()[1:]
+            groups = next(line for line in status if line.startswith("Groups:")).split()[1:]
+            assert uids == [uid] * 4, (pid, uids)
+            assert "0" not in groups, (pid, groups)
+        # A code push is import-checked as that user too, and then served.
+        sd.write_file(ROOTDROP.app_path, ROOTDROP.source("v2"))
+        deadline = time.monotonic() + 30
+        while get(ROOTDROP)[1].split()[0] != "v2":
+            assert time.monotonic() < deadline, sd.journal(unit)[-3000:]
+            time.sleep(0.2)
+    finally:
+        sd.stop(unit)
