@@ -183,6 +183,15 @@ class Loop:
             self.reload_seq += 1
             self.reload_done = {"seq": self.reload_seq, "ok": False, "message": str(exc)}
             return
+        if new.runtime_dir != self.spec.runtime_dir or new.name != self.spec.name:
+            message = (
+                f"SIGHUP: {self.spec.path}: name or runtime_dir changed; that takes a restart"
+                " of the service (systemctl restart), keeping the running config"
+            )
+            self.log.error(message)
+            self.reload_seq += 1
+            self.reload_done = {"seq": self.reload_seq, "ok": False, "message": message}
+            return
         inst = runtime_paths(self.spec).instance("x")
         changed = build_command(self.spec, inst).argv != build_command(new, inst).argv
         changed = changed or new.app.env != self.spec.app.env or new.user != self.spec.user

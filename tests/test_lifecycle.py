@@ -264,3 +264,19 @@ def test_a_hung_leftover_uwsgi_and_a_stale_fifo_do_not_stop_a_new_start(short_tm
             assert http_get(f"127.0.0.1:{port}", "/")[0] == 200
             assert "killed leftover uWSGI processes" in second.log()
             assert [p for p in old if alive(p)] == []
+
+
+def test_sighup_cannot_move_the_runtime_dir(short_tmp: Path) -> None:
+    text, port = blog(short_tmp)
+    with Supervised(short_tmp, text) as sup:
+        sup.start()
+        master = sup.uwsgi_pid()
+        moved = text.replace(
+            f"runtime_dir: {short_tmp / 'rt'}", f"runtime_dir: {short_tmp / 'rt2'}"
+        )
+        sup.spec.write_text(moved)
+        sup.signal(signal.SIGHUP)
+        wait_until(lambda: "takes a restart" in sup.log(), 10, "the refusal in the log")
+        assert sup.state()["reload_done"]["ok"] is False
+        assert sup.uwsgi_pid() == master and http_get(f"127.0.0.1:{port}", "/")[0] == 200
+        assert not (short_tmp / "rt2").exists()
