@@ -277,6 +277,6 @@ def test_sighup_cannot_move_the_runtime_dir(short_tmp: Path) -> None:
         sup.spec.write_text(moved)
         sup.signal(signal.SIGHUP)
         wait_until(lambda: "takes a restart" in sup.log(), 10, "the refusal in the log")
-        assert sup.state()["reload_done"]["ok"] is False
+        wait_until(lambda: sup.state()["reload_done"]["ok"] is False, 5, "the failed reload")
         assert sup.uwsgi_pid() == master and http_get(f"127.0.0.1:{port}", "/")[0] == 200
         assert not (short_tmp / "rt2").exists()
