@@ -1,0 +1,1 @@
+"""Benchmarks of uwsgi-supervisor against the alternatives: run `scripts/bench`."""

@@ -1,0 +1,680 @@
+"""Write RESULTS.md and the charts from a run's results."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any, Optional
+
+from bench.config import Settings
+from bench.contenders import RELOADERS
+
+OURS_COLOR, ALT_COLOR = "#2b8a3e", "#868e96"
+Row = dict[str, Any]
+
+
+# -- numbers ---------------------------------------------------------------------
+
+
+def _values(rows: list[Row], key: str, **where: Any) -> list[Optional[float]]:
+    return [r.get(key) for r in rows if all(r.get(k) == v for k, v in where.items())]
+
+
+def summary(values: list[Optional[float]]) -> Optional[tuple[float, float, float, int]]:
+    """(median, min, max, runs) of the values that exist; None if there are none."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return None
+    return statistics.median(xs), min(xs), max(xs), len(xs)
+
+
+def fmt(
+    s: Optional[tuple[float, float, float, int]], scale: float = 1.0, unit: str = "", nd: int = 0
+) -> str:
+    if s is None:
+        return "n/a"
+    med, lo, hi = (v * scale for v in s[:3])
+    return f"{med:.{nd}f}{unit} ({lo:.{nd}f}–{hi:.{nd}f})"
+
+
+def _ours(name: str) -> bool:
+    return name.startswith("ours")
+
+
+def _verdict(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+# -- targets -----------------------------------------------------------------------
+
+
+def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(target, ours, best alternative, ratio, verdict) rows."""
+    out = []
+    rel = res.get("reload", [])
+    for variant in sorted({r["variant"] for r in rel}):
+        meds = {
+            n: summary(_values(rel, "seconds", contender=n, variant=variant)) for n in RELOADERS
+        }
+        ours = {n: s for n, s in meds.items() if _ours(n) and s}
+        alts = {n: s for n, s in meds.items() if not _ours(n) and s}
+        if not ours or not alts:
+            continue
+        best_o = min(ours, key=lambda n: ours[n][0])
+        best_a = min(alts, key=lambda n: alts[n][0])
+        ratio = alts[best_a][0] / ours[best_o][0]
+        out.append(
+            (
+                f"New code served ≥ 2x sooner than the best alternative ({variant} app)",
+                f"{best_o}: {ours[best_o][0] * 1000:.0f} ms",
+                f"{best_a}: {alts[best_a][0] * 1000:.0f} ms",
+                f"{ratio:.2f}x sooner",
+                _verdict(ratio >= 2),
+            )
+        )
+    zd = res.get("zero_downtime", [])
+    for variant in sorted({r["variant"] for r in zd}):
+        alts = {
+            n: sum(_values(zd, "failed", contender=n, variant=variant))
+            for n in RELOADERS
+            if not _ours(n)
+        }
+        best_a = min(alts, key=lambda n: alts[n]) if alts else "n/a"
+        for mode in ("ours: swap", "ours: chain"):
+            failed = _values(zd, "failed", contender=mode, variant=variant)
+            if not failed:
+                continue
+            out.append(
+                (
+                    f"Zero failed requests in every run, {mode[6:]} ({variant} app)",
+                    f"{sum(failed)} failed in {len(failed)} runs (worst run {max(failed)})",
+                    f"{best_a}: {alts.get(best_a, 0)} failed",
+                    "—",
+                    _verdict(max(failed) == 0),
+                )
+            )
+        worst = _values(zd, "latency_max_us", contender="ours: swap", variant=variant)
+        if worst:
+            alt_worst = {
+                n: max(_values(zd, "latency_max_us", contender=n, variant=variant) or [0])
+                for n in RELOADERS
+                if not _ours(n)
+            }
+            best = min(alt_worst, key=lambda n: alt_worst[n])
+            w = max(worst) / 1000
+            out.append(
+                (
+                    f"Worst latency during reloads < 100 ms, swap ({variant} app)",
+                    f"{w:.0f} ms (worst of {len(worst)} runs)",
+                    f"{best}: {alt_worst[best] / 1000:.0f} ms",
+                    f"{w * 1000 / alt_worst[best]:.2f}x the alternative's"
+                    if alt_worst[best]
+                    else "—",
+                    _verdict(w < 100),
+                )
+            )
+    crash = res.get("crash", [])
+    if crash:
+        o = summary(_values(crash, "seconds", contender="ours: graceful"))
+        sh = summary(_values(crash, "seconds", contender="shell loop"))
+        left = sum(_values(crash, "leftovers", contender="ours: graceful"))
+        if o and sh:
+            out.append(
+                (
+                    "Crash recovery no slower than the shell loop, zero leftovers",
+                    f"{o[0] * 1000:.0f} ms, {left} left over",
+                    f"shell loop: {sh[0] * 1000:.0f} ms",
+                    f"{o[0] / sh[0]:.2f}x the time",
+                    _verdict(o[0] <= sh[0] and left == 0),
+                )
+            )
+    broken = res.get("broken_push", [])
+    if broken:
+        o = _values(broken, "failed", contender="ours: graceful")
+        alts = {
+            n: summary(_values(broken, "failed", contender=n))
+            for n in {r["contender"] for r in broken}
+            if not _ours(n)
+        }
+        best = min(alts, key=lambda n: alts[n][0]) if alts else "n/a"  # type: ignore[index]
+        out.append(
+            (
+                "No failed request on a broken push",
+                f"{sum(o)} failed in {len(o)} runs",
+                f"{best}: {alts[best][0]:.0f} failed (median)" if alts else "n/a",
+                "—",
+                _verdict(sum(o) == 0),
+            )
+        )
+    idle = res.get("overhead", [])
+    if idle:
+        o = summary(_values(idle, "ours_rss_mib"))
+        s = summary(_values(idle, "supervisord_rss_mib"))
+        if o and s:
+            out.append(
+                (
+                    "Idle RSS under supervisord's",
+                    f"{o[0]:.1f} MiB",
+                    f"supervisord: {s[0]:.1f} MiB",
+                    f"{o[0] / s[0]:.2f}x",
+                    _verdict(o[0] < s[0]),
+                )
+            )
+    scale = res.get("scale", [])
+    if scale:
+        biggest = max(r["files"] for r in scale)
+        counts = _values(scale, "reloads", files=biggest)
+        out.append(
+            (
+                f"One reload per 5,000-file checkout at {biggest:,} files",
+                f"reloads per run: {', '.join(str(c) for c in counts)}",
+                "—",
+                "—",
+                _verdict(all(c == 1 for c in counts)),
+            )
+        )
+    return out
+
+
+# -- charts --------------------------------------------------------------------------
+
+
+def _hbars(
+    ax: Any,
+    labels: list[str],
+    stats: list[Optional[tuple[float, float, float, int]]],
+    scale: float,
+    unit: str,
+    title: str,
+    notes: Optional[list[str]] = None,
+) -> None:
+    ys = list(range(len(labels)))[::-1]
+    for y, label, s, i in zip(ys, labels, stats, range(len(labels))):
+        color = OURS_COLOR if _ours(label) else ALT_COLOR
+        if s is None:
+            ax.text(0, y, "  never / n/a", va="center", fontsize=9, color="#c92a2a")
+            continue
+        med, lo, hi = s[0] * scale, s[1] * scale, s[2] * scale
+        ax.barh(y, med, color=color, height=0.6)
+        ax.errorbar(
+            med, y, xerr=[[med - lo], [hi - med]], fmt="none", ecolor="black", capsize=3, lw=1
+        )
+        digits = 0 if med >= 10 or med == 0 else 1 if med >= 1 else 2
+        text = f" {med:.{digits}f}{unit}"
+        if notes:
+            text += f"  {notes[i]}"
+        ax.text(hi, y, text, va="center", fontsize=9)
+    ax.set_yticks(ys, labels)
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.margins(x=0.9 if notes else 0.35)  # room for the value and note right of each bar
+    ax.set_xlim(left=0)
+    if all(s is None or s[2] == 0 for s in stats):
+        ax.set_xlim(0, 1)  # all zero: a bare axis rather than a symmetric one
+
+
+def _save(fig: Any, path: Path, caption: str) -> None:
+    lines = caption.count("\n") + 1
+    fig.text(0.01, 0.01, caption, fontsize=8, color="#495057")
+    fig.tight_layout(rect=(0, 0.035 * lines + 0.01, 1, 1))
+    fig.savefig(path, dpi=110)
+
+
+def charts(res: dict[str, Any], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    cap = "Bar: median; whisker: min–max over runs.\nGreen: uwsgi-supervisor; grey: alternatives."
+    rel = res.get("reload", [])
+    if rel:
+        variants = sorted({r["variant"] for r in rel})
+        fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 3.8), squeeze=False)
+        for ax, v in zip(axes[0], variants):
+            _hbars(
+                ax,
+                RELOADERS,
+                [summary(_values(rel, "seconds", contender=n, variant=v)) for n in RELOADERS],
+                1000,
+                " ms",
+                f"1. Save → first new response via nginx ({v} app), ms — lower is better",
+            )
+        _save(fig, out / "1-reload-latency.png", cap)
+        made.append("1-reload-latency.png")
+    zd = res.get("zero_downtime", [])
+    if zd:
+        variants = sorted({r["variant"] for r in zd})
+        fig, axes = plt.subplots(2, len(variants), figsize=(6 * len(variants), 6.5), squeeze=False)
+        for col, v in enumerate(variants):
+            failed = [summary(_values(zd, "failed", contender=n, variant=v)) for n in RELOADERS]
+            _hbars(
+                axes[0][col],
+                RELOADERS,
+                failed,
+                1,
+                "",
+                f"2. Failed requests per wrk run with reloads ({v} app)",
+            )
+            worst = [
+                summary(_values(zd, "latency_max_us", contender=n, variant=v)) for n in RELOADERS
+            ]
+            _hbars(
+                axes[1][col],
+                RELOADERS,
+                worst,
+                1 / 1000,
+                " ms",
+                f"2. Worst latency per run ({v} app), ms",
+            )
+            axes[1][col].axvline(100, color="#c92a2a", ls="--", lw=1)
+        _save(fig, out / "2-zero-downtime.png", cap + " Red line: the 100 ms target for swap.")
+        made.append("2-zero-downtime.png")
+    crash = res.get("crash", [])
+    if crash:
+        names = list(dict.fromkeys(r["contender"] for r in crash))
+        notes = [
+            f"{sum(_values(crash, 'failed', contender=n))} failed, "
+            f"{sum(_values(crash, 'leftovers', contender=n))} left over"
+            for n in names
+        ]
+        fig, ax = plt.subplots(figsize=(7, 2.8))
+        _hbars(
+            ax,
+            names,
+            [summary(_values(crash, "seconds", contender=n)) for n in names],
+            1000,
+            " ms",
+            "3. kill -9 of the uWSGI master → first response from the new one, ms",
+            notes,
+        )
+        _save(fig, out / "3-crash-recovery.png", cap + " Notes: totals over all runs.")
+        made.append("3-crash-recovery.png")
+    broken = res.get("broken_push", [])
+    if broken:
+        names = list(dict.fromkeys(r["contender"] for r in broken))
+        notes = [
+            ("still serving" if all(_values(broken, "serving_after", contender=n)) else "site DOWN")
+            for n in names
+        ]
+        fig, ax = plt.subplots(figsize=(7, 3))
+        _hbars(
+            ax,
+            names,
+            [summary(_values(broken, "failed", contender=n)) for n in names],
+            1,
+            "",
+            "4. Failed requests after pushing a syntax error (light load)",
+            notes,
+        )
+        _save(fig, out / "4-broken-push.png", cap)
+        made.append("4-broken-push.png")
+    idle = res.get("overhead", [])
+    if idle:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 2.8))
+        _hbars(
+            a1,
+            ["ours: supervisor", "supervisord"],
+            [summary(_values(idle, "ours_rss_mib")), summary(_values(idle, "supervisord_rss_mib"))],
+            1,
+            " MiB",
+            "5. Idle RSS of the supervising process, MiB",
+        )
+        _hbars(
+            a2,
+            ["ours: supervisor", "supervisord", "py-autoreload (extra uWSGI CPU)"],
+            [
+                summary(_values(idle, "ours_cpu_pct")),
+                summary(_values(idle, "supervisord_cpu_pct")),
+                summary(_values(idle, "autoreload_extra_cpu_pct")),
+            ],
+            1,
+            " %",
+            "5. Idle CPU, % of one core",
+        )
+        _save(fig, out / "5-idle-overhead.png", cap.replace("over runs", "over time slices"))
+        made.append("5-idle-overhead.png")
+    scale = res.get("scale", [])
+    if scale:
+        sizes = sorted({r["files"] for r in scale})
+        labels = [f"ours: {s:,} files" for s in sizes]
+        notes = [
+            f"reloads: {','.join(str(c) for c in _values(scale, 'reloads', files=s))}"
+            for s in sizes
+        ]
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 2.6))
+        _hbars(
+            a1,
+            labels,
+            [summary(_values(scale, "armed_s", files=s)) for s in sizes],
+            1,
+            " s",
+            "6. Spawn → watcher armed, s",
+            notes,
+        )
+        _hbars(
+            a2,
+            labels,
+            [summary(_values(scale, "rss_mib", files=s)) for s in sizes],
+            1,
+            " MiB",
+            "6. Supervisor RSS when watching, MiB",
+        )
+        _save(fig, out / "6-scale.png", cap + " Notes: reloads per 5,000-file checkout.")
+        made.append("6-scale.png")
+    stop = res.get("stop", [])
+    if stop:
+        labels, stats, notes = [], [], []
+        for n in ("ours", "supervisord"):
+            for case in ("idle", "in-flight"):
+                rows = [r for r in stop if r["contender"] == n and r["case"] == case]
+                if not rows:
+                    continue
+                labels.append(f"{n}: {case}")
+                stats.append(summary([r["returned_s"] for r in rows]))
+                left = sum(r["leftovers"] for r in rows)
+                note = f"{left} uWSGI left" if left else "all gone"
+                if case == "in-flight":
+                    done = sum(1 for r in rows if r["inflight_completed"])
+                    note += f", request completed {done}/{len(rows)}"
+                notes.append(note)
+        fig, ax = plt.subplots(figsize=(8, 2.8))
+        _hbars(ax, labels, stats, 1, " s", "7. Stop: signal → stop returned, s", notes)
+        _save(fig, out / "7-stop.png", cap)
+        made.append("7-stop.png")
+    plt.close("all")
+    return made
+
+
+# -- markdown ------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
+    parts = []
+    rel = res.get("reload", [])
+    if rel:
+        rows = []
+        for v in sorted({r["variant"] for r in rel}):
+            alt_best = min(
+                (summary(_values(rel, "seconds", contender=n, variant=v)) or (1e9,))[0]
+                for n in RELOADERS
+                if not _ours(n)
+            )
+            for n in RELOADERS:
+                s = summary(_values(rel, "seconds", contender=n, variant=v))
+                never = sum(1 for x in _values(rel, "seconds", contender=n, variant=v) if x is None)
+                ratio = f"{alt_best / s[0]:.2f}x" if s and _ours(n) else ""
+                rows.append(
+                    [
+                        v,
+                        n,
+                        fmt(s, 1000, " ms"),
+                        str(s[3] if s else 0) + (f" (+{never} never)" if never else ""),
+                        ratio,
+                    ]
+                )
+        parts.append(
+            "## 1. Reload latency\n\nFile saved (in place) → first response with the new "
+            "version marker, "
+            "polled through nginx in a tight loop. touch-reload gets its file touched right "
+            "after the save; "
+            "inotify+r is a 40-line watchdog script writing `r` to the master FIFO (no "
+            "debounce, no import "
+            "check). Before each save the benchmark waits until the file's whole-second mtime "
+            "can change (touch-reload and py-autoreload compare whole seconds) and, for "
+            "py-autoreload, 1.5 s after its start or reload (its reloader records the mtimes it "
+            "first sees about a second after the workers start: an earlier save goes unseen).\n\n"
+            + _table(
+                ["app", "contender", "median (min–max)", "runs", "best alternative ÷ this"], rows
+            )
+            + "\n![reload latency](charts/1-reload-latency.png)\n"
+        )
+    zd = res.get("zero_downtime", [])
+    if zd:
+        rows = []
+        for v in sorted({r["variant"] for r in zd}):
+            for n in RELOADERS:
+                sel = [r for r in zd if r["contender"] == n and r["variant"] == v]
+                if not sel:
+                    continue
+                rows.append(
+                    [
+                        v,
+                        n,
+                        str(len(sel)),
+                        ", ".join(str(r["failed"]) for r in sel),
+                        fmt(summary([r["latency_max_us"] for r in sel]), 1 / 1000, " ms"),
+                        fmt(summary([r["latency_p99_us"] for r in sel]), 1 / 1000, " ms"),
+                        f"{statistics.median(r['requests'] for r in sel):.0f}",
+                        str(sum(1 for r in sel if r.get("stale"))),
+                    ]
+                )
+        parts.append(
+            f"## 2. Zero downtime\n\n`wrk -t2 -c32 -d{cfg.zd_duration}s` through nginx while "
+            "the app is "
+            f"saved {cfg.zd_reloads} time(s) (evenly spread over the run). Failed = non-2xx + "
+            "socket errors "
+            "(connect, read, write, timeout; wrk's timeout is raised to 30 s so a stalled "
+            "request counts "
+            'as latency, not as an error). "Last save unseen": runs after which the last version '
+            "saved was still not served 15 s later (then saved again to go on).\n\n"
+            + _table(
+                [
+                    "app",
+                    "contender",
+                    "runs",
+                    "failed per run",
+                    "worst latency, median (min–max)",
+                    "p99 latency",
+                    "requests per run",
+                    "last save unseen",
+                ],
+                rows,
+            )
+            + "\n![zero downtime](charts/2-zero-downtime.png)\n"
+        )
+    crash = res.get("crash", [])
+    if crash:
+        rows = []
+        for n in dict.fromkeys(r["contender"] for r in crash):
+            rows.append(
+                [
+                    n,
+                    fmt(summary(_values(crash, "seconds", contender=n)), 1000, " ms"),
+                    ", ".join(str(x) for x in _values(crash, "failed", contender=n)),
+                    str(sum(_values(crash, "leftovers", contender=n))),
+                    str(len(_values(crash, "seconds", contender=n))),
+                ]
+            )
+        parts.append(
+            "## 3. Crash recovery\n\n`kill -9` of the uWSGI master while 2 threads send light "
+            "load through "
+            "nginx → first response from a process of the new instance. Leftovers: processes "
+            "of the old "
+            "instance (the master's children recorded before the kill) still alive "
+            f"{cfg.settle:g} s after recovery. "
+            "supervisord runs the same uWSGI command with `autorestart=true`; the shell loop is "
+            "`while true; do uwsgi ...; done` (bounded to 1,000 starts here).\n\n"
+            + _table(
+                [
+                    "contender",
+                    "recovery, median (min–max)",
+                    "failed per run",
+                    "leftovers (total)",
+                    "runs",
+                ],
+                rows,
+            )
+            + "\n![crash recovery](charts/3-crash-recovery.png)\n"
+        )
+    broken = res.get("broken_push", [])
+    if broken:
+        rows = []
+        for n in dict.fromkeys(r["contender"] for r in broken):
+            sel = [r for r in broken if r["contender"] == n]
+            rows.append(
+                [
+                    n,
+                    ", ".join(f"{r['failed']}/{r['requests']}" for r in sel),
+                    ", ".join("serving" if r["serving_after"] else "down" for r in sel),
+                ]
+            )
+        parts.append(
+            "## 4. Broken push\n\nA syntax error saved into the app under light load; failed "
+            "requests in "
+            f"the {cfg.broken_window:g} s after the save, and whether the site still answers "
+            "200 after. "
+            "All contenders run uWSGI with `need-app`, as the supervisor does: without it "
+            "uWSGI 2.0 stays "
+            "up with no app and answers 500 instead.\n\n"
+            + _table(["contender", "failed/requests per run", "after the window"], rows)
+            + "\n![broken push](charts/4-broken-push.png)\n"
+        )
+    idle = res.get("overhead", [])
+    if idle:
+        keys = [
+            ("ours_rss_mib", "uwsgi-supervisor process RSS", " MiB", 1),
+            ("supervisord_rss_mib", "supervisord process RSS", " MiB", 1),
+            ("ours_cpu_pct", "uwsgi-supervisor process CPU", " %", 3),
+            ("supervisord_cpu_pct", "supervisord process CPU", " %", 3),
+            ("uwsgi_auto_cpu_pct", "uWSGI with py-autoreload=1, all processes", " %", 3),
+            ("uwsgi_plain_cpu_pct", "uWSGI alone, all processes", " %", 3),
+            ("uwsgi_auto_master_cpu_pct", "uWSGI master with py-autoreload=1", " %", 3),
+            ("uwsgi_plain_master_cpu_pct", "uWSGI master alone", " %", 3),
+            ("autoreload_extra_cpu_pct", "extra CPU py-autoreload burns", " %", 3),
+        ]
+        rows = [[label, fmt(summary(_values(idle, k)), 1, unit, nd)] for k, label, unit, nd in keys]
+        parts.append(
+            f"## 5. Idle overhead\n\nThe four run idle side by side for {cfg.idle_seconds:g} "
+            "s, sampled in "
+            f"{cfg.idle_slices} slices (CPU in % of one core). Our supervisor watches a tree of "
+            f"{cfg.tree_files:,} files (inotify); supervisord supervises the same uWSGI "
+            "command.\n\n"
+            + _table(["what", "median (min–max) over slices"], rows)
+            + "\n![idle overhead](charts/5-idle-overhead.png)\n"
+        )
+    scale = res.get("scale", [])
+    if scale:
+        rows = []
+        for s in sorted({r["files"] for r in scale}):
+            sel = [r for r in scale if r["files"] == s]
+            rows.append(
+                [
+                    f"{s:,}",
+                    fmt(summary([r["armed_s"] for r in sel]), 1, " s", 2),
+                    fmt(summary([r["rss_mib"] for r in sel]), 1, " MiB", 1),
+                    fmt(summary([r["checkout_s"] for r in sel]), 1, " s", 2),
+                    fmt(summary([r["reload_done_s"] for r in sel]), 1, " s", 2),
+                    ", ".join(str(r["reloads"]) for r in sel),
+                    str(sel[0]["backend"]),
+                ]
+            )
+        parts.append(
+            "## 6. Scale\n\nTrees of small modules, 100 per directory (inotify watches are "
+            "per directory; "
+            f"`fs.inotify.max_user_watches` = {scale[0]['max_user_watches']:,} here, left as "
+            "it is). Armed: "
+            "supervisor spawned → its log says `watching ... for code pushes`. Then a checkout "
+            "rewrites "
+            f"{cfg.checkout_files:,} files spread over the tree plus the app's version marker.\n\n"
+            + _table(
+                [
+                    "files",
+                    "armed, median (min–max)",
+                    "RSS when watching",
+                    "checkout took",
+                    "checkout end → new generation running",
+                    "reloads per checkout",
+                    "backend",
+                ],
+                rows,
+            )
+            + "\n![scale](charts/6-scale.png)\n"
+        )
+    stop = res.get("stop", [])
+    if stop:
+        rows = []
+        for n in ("ours", "supervisord"):
+            for case in ("idle", "in-flight"):
+                sel = [r for r in stop if r["contender"] == n and r["case"] == case]
+                if not sel:
+                    continue
+                rows.append(
+                    [
+                        n,
+                        case,
+                        fmt(summary([r["returned_s"] for r in sel]), 1, " s", 2),
+                        fmt(summary([r["gone_s"] for r in sel]), 1, " s", 2),
+                        ", ".join(str(r["leftovers"]) for r in sel),
+                        ""
+                        if case == "idle"
+                        else f"{sum(1 for r in sel if r['inflight_completed'])}/{len(sel)}",
+                    ]
+                )
+        sw = cfg.supervisord_stopwaitsecs
+        parts.append(
+            "## 7. Stop\n\nOurs: SIGTERM to the supervisor (what systemd sends). supervisord: "
+            "`supervisorctl stop` with its defaults (SIGTERM, which uWSGI 2.0 takes as a "
+            "brutal reload, "
+            f"then SIGKILL after stopwaitsecs = {sw if sw is not None else 10} s). In flight: "
+            "`/slow?s=2` "
+            f"through nginx, started 0.3 s before the stop. Leftovers: uWSGI processes still alive "
+            "3 s after the stop returned (then killed by the benchmark).\n\n"
+            + _table(
+                [
+                    "contender",
+                    "case",
+                    "stop returned, median (min–max)",
+                    "all uWSGI gone",
+                    "uWSGI left per run",
+                    "in-flight request completed",
+                ],
+                rows,
+            )
+            + "\n![stop](charts/7-stop.png)\n"
+        )
+    return parts
+
+
+def write(res: dict[str, Any], cfg: Settings, out: Path) -> Path:
+    """Write out/RESULTS.md and out/charts/*.png; return the markdown's path."""
+    charts(res, out / "charts")
+    m, v = res["machine"], res["versions"]
+    mode = "quick smoke run (numbers not meaningful)" if cfg.quick else "full run"
+    head = [
+        "# Benchmarks: uwsgi-supervisor against the alternatives\n",
+        f"Made by `scripts/bench` ({mode}, {res.get('total_seconds', 0) / 60:.1f} minutes). Every "
+        "contender runs the same Flask app under uWSGI with the same options (master, "
+        "need-app, master "
+        "FIFO, stats, 4 workers, a unix socket) behind Debian's nginx on 127.0.0.1, one at a time; "
+        "tables give the median and (min–max) over repeated runs.\n",
+        "## Machine and versions\n",
+        _table(
+            ["", ""],
+            [
+                ["CPU", f"{m['cpu']} × {m['nproc']} (nproc)"],
+                ["RAM", f"{m['ram_gib']} GiB"],
+                ["kernel", m["kernel"]],
+                ["fs.inotify.max_user_watches", f"{m['max_user_watches']:,}"],
+            ]
+            + [[k, str(val).splitlines()[0] if val else ""] for k, val in v.items()],
+        ),
+        "## Targets\n",
+        "Each against the best alternative in the same run.\n",
+        _table(
+            ["target", "uwsgi-supervisor", "best alternative", "ratio", "verdict"],
+            [list(t) for t in targets(res)],
+        ),
+    ]
+    text = "\n".join(head + [""] + _sections(res, cfg))
+    path = out / "RESULTS.md"
+    path.write_text(text)
+    return path

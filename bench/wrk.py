@@ -1,0 +1,39 @@
+"""Run wrk against nginx and read its summary (through wrk_report.lua)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+LUA = Path(__file__).with_name("wrk_report.lua")
+
+
+def start(
+    port: int, duration: int, threads: int = 2, connections: int = 32
+) -> subprocess.Popen[str]:
+    # A long timeout: a request stalled by a reload is a latency, not an error.
+    argv = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{int(duration)}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{port}/",
+    ]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=timeout)
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            r = dict(json.loads(line))
+            r["socket_errors"] = r["connect"] + r["read"] + r["write"] + r["timeout"]
+            r["failed"] = r["socket_errors"] + r["non2xx"]
+            return r
+    raise RuntimeError(f"wrk printed no summary:\n{out}")
