@@ -30,6 +30,7 @@ from bench.nginx import NGINX
 SCENARIOS: dict[str, tuple[str, Callable[[Settings, Any], list[dict[str, Any]]]]] = {
     "1": ("reload", s1_reload.run),
     "2": ("zero_downtime", s2_zero_downtime.run),
+    "2b": ("zero_downtime_baseline", s2_zero_downtime.run_baseline),
     "3": ("crash", s3_crash.run),
     "4": ("broken_push", s4_broken_push.run),
     "5": ("overhead", s5_overhead.run),

@@ -10,6 +10,7 @@ from bench.config import Settings
 from bench.contenders import RELOADERS
 
 OURS_COLOR, ALT_COLOR = "#2b8a3e", "#868e96"
+BASELINE = "no reload (uWSGI alone)"
 Row = dict[str, Any]
 
 
@@ -26,6 +27,12 @@ def summary(values: list[Optional[float]]) -> Optional[tuple[float, float, float
     if not xs:
         return None
     return statistics.median(xs), min(xs), max(xs), len(xs)
+
+
+def _total(values: list[Any]) -> Optional[tuple[float, float, float, int]]:
+    """A sum drawn as a bar without whiskers."""
+    xs = [v for v in values if v is not None]
+    return (float(sum(xs)),) * 3 + (len(xs),) if xs else None  # type: ignore[return-value]
 
 
 def fmt(
@@ -102,10 +109,12 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             }
             best = min(alt_worst, key=lambda n: alt_worst[n])
             w = max(worst) / 1000
+            b = _values(res.get("zero_downtime_baseline", []), "latency_max_us")
+            base = f"{max(b) / 1000:.0f} ms" if b else "not measured"
             out.append(
                 (
                     f"Worst latency during reloads < 100 ms, swap ({variant} app)",
-                    f"{w:.0f} ms (worst of {len(worst)} runs)",
+                    f"{w:.0f} ms (worst of {len(worst)} runs; with no reload: {base})",
                     f"{best}: {alt_worst[best] / 1000:.0f} ms",
                     f"{w * 1000 / alt_worst[best]:.2f}x the alternative's"
                     if alt_worst[best]
@@ -122,8 +131,12 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             out.append(
                 (
                     "Crash recovery no slower than the shell loop, zero leftovers",
-                    f"{o[0] * 1000:.0f} ms, {left} left over",
-                    f"shell loop: {sh[0] * 1000:.0f} ms",
+                    f"{o[0] * 1000:.0f} ms, {left} left over, "
+                    f"{statistics.median(_values(crash, 'failed', contender='ours: graceful')):.0f}"
+                    " failed requests per crash",
+                    f"shell loop: {sh[0] * 1000:.0f} ms, "
+                    f"{statistics.median(_values(crash, 'failed', contender='shell loop')):.0f}"
+                    " failed per crash",
                     f"{o[0] / sh[0]:.2f}x the time",
                     _verdict(o[0] <= sh[0] and left == 0),
                 )
@@ -199,7 +212,7 @@ def _hbars(
         ax.errorbar(
             med, y, xerr=[[med - lo], [hi - med]], fmt="none", ecolor="black", capsize=3, lw=1
         )
-        digits = 0 if med >= 10 or med == 0 else 1 if med >= 1 else 2
+        digits = 0 if med >= 10 or float(med).is_integer() else 1 if med >= 1 else 2
         text = f" {med:.{digits}f}{unit}"
         if notes:
             text += f"  {notes[i]}"
@@ -228,11 +241,16 @@ def charts(res: dict[str, Any], out: Path) -> list[str]:
 
     out.mkdir(parents=True, exist_ok=True)
     made = []
-    cap = "Bar: median; whisker: min–max over runs.\nGreen: uwsgi-supervisor; grey: alternatives."
+    cap = (
+        "Bar: median; whisker: min–max over runs. Lower is better.\n"
+        "Green: uwsgi-supervisor; grey: alternatives."
+    )
     rel = res.get("reload", [])
     if rel:
         variants = sorted({r["variant"] for r in rel})
-        fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 3.8), squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(variants), figsize=(6.5 * len(variants), 3.8), squeeze=False
+        )
         for ax, v in zip(axes[0], variants):
             _hbars(
                 ax,
@@ -240,34 +258,37 @@ def charts(res: dict[str, Any], out: Path) -> list[str]:
                 [summary(_values(rel, "seconds", contender=n, variant=v)) for n in RELOADERS],
                 1000,
                 " ms",
-                f"1. Save → first new response via nginx ({v} app), ms — lower is better",
+                f"1. Save → first new response, ms ({v} app)",
             )
         _save(fig, out / "1-reload-latency.png", cap)
         made.append("1-reload-latency.png")
-    zd = res.get("zero_downtime", [])
+    zd = res.get("zero_downtime", []) + res.get("zero_downtime_baseline", [])
     if zd:
         variants = sorted({r["variant"] for r in zd})
-        fig, axes = plt.subplots(2, len(variants), figsize=(6 * len(variants), 6.5), squeeze=False)
+        fig, axes = plt.subplots(
+            2, len(variants), figsize=(6.5 * len(variants), 6.5), squeeze=False
+        )
         for col, v in enumerate(variants):
-            failed = [summary(_values(zd, "failed", contender=n, variant=v)) for n in RELOADERS]
+            names = [
+                n for n in [*RELOADERS, BASELINE] if _values(zd, "failed", contender=n, variant=v)
+            ]
+            failed = [_total(_values(zd, "failed", contender=n, variant=v)) for n in names]
             _hbars(
                 axes[0][col],
-                RELOADERS,
+                names,
                 failed,
                 1,
                 "",
-                f"2. Failed requests per wrk run with reloads ({v} app)",
+                f"2. Failed requests, all runs together ({v} app)",
             )
-            worst = [
-                summary(_values(zd, "latency_max_us", contender=n, variant=v)) for n in RELOADERS
-            ]
+            worst = [summary(_values(zd, "latency_max_us", contender=n, variant=v)) for n in names]
             _hbars(
                 axes[1][col],
-                RELOADERS,
+                names,
                 worst,
                 1 / 1000,
                 " ms",
-                f"2. Worst latency per run ({v} app), ms",
+                f"2. Worst latency of a run, ms ({v} app)",
             )
             axes[1][col].axvline(100, color="#c92a2a", ls="--", lw=1)
         _save(fig, out / "2-zero-downtime.png", cap + " Red line: the 100 ms target for swap.")
@@ -437,11 +458,11 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             )
             + "\n![reload latency](charts/1-reload-latency.png)\n"
         )
-    zd = res.get("zero_downtime", [])
+    zd = res.get("zero_downtime", []) + res.get("zero_downtime_baseline", [])
     if zd:
         rows = []
         for v in sorted({r["variant"] for r in zd}):
-            for n in RELOADERS:
+            for n in [*RELOADERS, BASELINE]:
                 sel = [r for r in zd if r["contender"] == n and r["variant"] == v]
                 if not sel:
                     continue
@@ -465,7 +486,9 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             "(connect, read, write, timeout; wrk's timeout is raised to 30 s so a stalled "
             "request counts "
             'as latency, not as an error). "Last save unseen": runs after which the last version '
-            "saved was still not served 15 s later (then saved again to go on).\n\n"
+            "saved was still not served 15 s later (then saved again to go on). The last row is "
+            "the same wrk run with no save at all: the worst latency this 2-core machine shows "
+            "anyway while wrk, nginx and uWSGI share it.\n\n"
             + _table(
                 [
                     "app",
@@ -495,14 +518,18 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
                 ]
             )
         parts.append(
-            "## 3. Crash recovery\n\n`kill -9` of the uWSGI master while 2 threads send light "
+            "## 3. Crash recovery\n\nEach contender started afresh for each `kill -9` of the "
+            "uWSGI master while 2 threads send light "
             "load through "
             "nginx → first response from a process of the new instance. Leftovers: processes "
             "of the old "
             "instance (the master's children recorded before the kill) still alive "
             f"{cfg.settle:g} s after recovery. "
             "supervisord runs the same uWSGI command with `autorestart=true`; the shell loop is "
-            "`while true; do uwsgi ...; done` (bounded to 1,000 starts here).\n\n"
+            "`while true; do uwsgi ...; done` (bounded to 1,000 starts here). The last row kills "
+            "one supervised instance again and again, a few seconds apart: crashes in a row "
+            "within `restart.reset_after` (60 s) meet the supervisor's backoff (100 ms, "
+            "doubling), by design, and the target is judged on first crashes.\n\n"
             + _table(
                 [
                     "contender",
@@ -644,6 +671,27 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
     return parts
 
 
+NOTES = """## How to read this
+
+- Our reload times include, by design, the watcher's debounce (200 ms of quiet after the
+  last change) and the preflight import of the new code in a separate process (the app's
+  import time): that is the price of never reloading onto a half-written or broken push.
+  The alternatives reload at once, onto whatever is on disk.
+- "graceful" re-executes uWSGI in place: requests wait in the listen queue meanwhile (a
+  stall of about a second plus the app's import, and now and then one failed request, for
+  ours and for the plain-uWSGI reloaders alike, which all end in the same `r`). "chain"
+  replaces one worker at a time; "swap" starts a second master and renames its socket
+  over the first.
+- Everything shares one 2-core machine: wrk's two threads, nginx, 4 uWSGI workers and,
+  during a swap, a second master importing the app. The no-reload row of scenario 2 is the
+  worst latency the machine shows with no reload at all.
+- CPU times come from /proc in 10 ms ticks: over a 10 s slice, 0.1 % is one tick.
+  py-autoreload's polling runs in the workers, not in the master.
+- Rerun one scenario with `.venv/bin/python -m bench --only 3` (its rows replace the old
+  ones in `bench/out/full/results.json`), then `--report-only` to rewrite this file.
+"""
+
+
 def write(res: dict[str, Any], cfg: Settings, out: Path) -> Path:
     """Write out/RESULTS.md and out/charts/*.png; return the markdown's path."""
     charts(res, out / "charts")
@@ -674,7 +722,12 @@ def write(res: dict[str, Any], cfg: Settings, out: Path) -> Path:
             [list(t) for t in targets(res)],
         ),
     ]
-    text = "\n".join(head + [""] + _sections(res, cfg))
+    errors = [
+        f"## Scenario {k[: -len('_error')]} failed\n\n```\n{v[-2000:]}\n```\n"
+        for k, v in res.items()
+        if k.endswith("_error")
+    ]
+    text = "\n".join(head + [""] + _sections(res, cfg) + errors + [NOTES])
     path = out / "RESULTS.md"
     path.write_text(text)
     return path

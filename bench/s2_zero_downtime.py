@@ -66,3 +66,25 @@ def run(cfg: Settings, log: Any) -> list[dict[str, Any]]:
             finally:
                 remove(tmp)
     return rows
+
+
+def run_baseline(cfg: Settings, log: Any) -> list[dict[str, Any]]:
+    """The same wrk runs with no save at all: the worst latency this machine gives anyway."""
+    rows = []
+    tmp = scratch("zd-base")
+    make_app(tmp / "app")
+    c = make("none", tmp, tmp / "app")
+    try:
+        with served(c, tmp) as nginx:
+            for rep in range(cfg.zd_reps):
+                r = wrk.finish(wrk.start(nginx.port, cfg.zd_duration), cfg.zd_duration + 60)
+                rows.append(
+                    {"contender": "no reload (uWSGI alone)", "variant": "fast", "rep": rep, **r}
+                )
+                log(
+                    f"zero-downtime baseline #{rep}: {r['failed']} failed of {r['requests']}, "
+                    f"worst {r['latency_max_us'] / 1000:.0f} ms"
+                )
+    finally:
+        remove(tmp)
+    return rows
