@@ -308,7 +308,7 @@ def charts(res: dict[str, Any], out: Path) -> list[str]:
             [summary(_values(crash, "seconds", contender=n)) for n in names],
             1000,
             " ms",
-            "3. kill -9 of the uWSGI master → first response from the new one, ms",
+            "3. kill -9 of the uWSGI master → new one answers, ms",
             notes,
         )
         _save(fig, out / "3-crash-recovery.png", cap + " Notes: totals over all runs.")
