@@ -79,7 +79,9 @@ class CodePush:
             self.machine.request_reload(now, self.mode, self.debouncer.take().reason)
         elif state is State.RUNNING:
             batch = self.debouncer.take()
-            if self.spec.watch.preflight:
+            # A swap's new master is itself a full import check, under uWSGI:
+            # it replaces the old one only once every worker serves.
+            if self.spec.watch.preflight and self.mode != "swap":
                 self.checking = batch
                 write_entry(self.spec)
                 self.preflight.start(now)

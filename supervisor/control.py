@@ -105,10 +105,6 @@ class Stats:
     def all_serving(self) -> bool:
         return bool(self.workers) and all(w.serving for w in self.workers)
 
-    def all_serving_since(self, wall_time: float) -> bool:
-        """Every worker serving and spawned at or after `wall_time` (stats use wall seconds)."""
-        return self.all_serving and all(w.last_spawn >= int(wall_time) for w in self.workers)
-
     @property
     def requests(self) -> int:
         return sum(w.requests for w in self.workers)

@@ -15,6 +15,7 @@ from supervisor.instance import describe_exit
 from supervisor.logs import Logger
 from supervisor.machine import Machine
 from supervisor.notify import Notifier, watchdog_period
+from supervisor.preflight import summarize
 from supervisor.runner import UwsgiRunner
 from supervisor.runtime import AlreadyRunning, prepare_runtime_dir, stop_leftovers
 from supervisor.spec import Spec, runtime_paths
@@ -23,7 +24,7 @@ from supervisor.states import State
 from supervisor.status import status_line, write_state
 from supervisor.uwsgi import build_command
 
-STATS_FAST = 0.1  # while starting or reloading
+STATS_FAST = 0.05  # while starting or reloading: readiness is noticed this soon
 STATS_SLOW = 1.0  # while running: also the watchdog's evidence of life
 EX_SOFTWARE = 70
 OUTPUT_POLL = 0.2  # how often uWSGI's log file is tailed into ours
@@ -220,7 +221,8 @@ class Loop:
     def _check_children(self, now: float) -> None:
         code = self.runner.poll_next_exit()
         if code is not None:
-            self.machine.next_exited(now, describe_exit(code), self.runner.last_error())
+            why = summarize("\n".join(self.runner.last_tail), self.spec.app.chdir)
+            self.machine.next_exited(now, describe_exit(code), why)
         code = self.runner.poll_exit()
         if code is None:
             return

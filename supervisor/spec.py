@@ -183,7 +183,9 @@ class BackoffSpec:
 @dataclass(frozen=True)
 class RestartSpec:
     backoff: BackoffSpec = field(default_factory=BackoffSpec)
-    reset_after: float = 60.0  # healthy this long: the next crash counts as the first
+    # Serving (every worker up) this long makes the next crash a new incident,
+    # restarted at once; crashes before that back off (supervisord: startsecs=1).
+    reset_after: float = 1.0
     max_attempts: Optional[int] = None  # None: never give up
 
 

@@ -425,7 +425,7 @@ def _restart(r: Section) -> RestartSpec:
     )
     return RestartSpec(
         backoff=backoff,
-        reset_after=r.get("reset_after", _duration(), 60.0),
+        reset_after=r.get("reset_after", _duration(), 1.0),
         max_attempts=r.get("max_attempts", _at_least(1), None, nullable=True),
     )
 

@@ -224,3 +224,38 @@ def test_reloads_under_load_through_nginx(short_tmp: Path, mode: str) -> None:
         assert r.ok > 100
         if mode in ("swap", "chain"):
             assert r.failed == 0, r.errors
+
+
+@pytest.mark.nginx
+def test_swap_refuses_a_broken_push_with_no_separate_import_check(short_tmp: Path) -> None:
+    """In swap mode the new master is the import check: a broken release never
+    replaces the old one, the refusal names the file and line, nothing fails."""
+    from nginx import running_nginx
+
+    app = copy_app("blog", short_tmp / "app")
+    spec_text = (
+        f'app:\n  module: "blog:app"\n  chdir: {app}\nuwsgi:\n  processes: 2\n'
+        f"runtime_dir: {short_tmp / 'rt'}\nwatch:\n  reload: swap\n"
+    )
+    sup = Supervised(short_tmp, spec_text)
+    with sup:
+        sup.start()
+        blog = app / "blog.py"
+        good = blog.read_text()
+        include = render_nginx(load_spec(sup.spec))
+        with running_nginx(short_tmp / "nginx", include) as nginx:  # noqa: SIM117 - needs its port
+            with Hammer("127.0.0.1", nginx.port, threads=4) as hammer:
+                time.sleep(0.5)
+                blog.write_text(good.replace("VERSION = ", "def broken(:\n" + "VERSION = ", 1))
+                wait_until(lambda: sup.state().get("reload_refused"), 30, "the refusal")
+                time.sleep(1.0)
+            assert hammer.result.failed == 0, hammer.result.errors
+            assert hammer.result.bodies == {"v1"}
+            state = sup.state()
+            assert state["generation"] == 1 and state["state"] == "running"
+            assert state["reload_refused"].startswith("swap refused: the new master exited")
+            assert "SyntaxError in blog.py line 8" in state["reload_refused"]
+            assert not (sup.runtime_dir / "preflight.out").exists()  # no separate check
+            set_version(blog, "v2")
+            blog.write_text(blog.read_text().replace("def broken(:\n", ""))
+            wait_until(lambda: serves(nginx.port, "v2"), 30, "the next good push served")
