@@ -49,7 +49,7 @@ class Loop:
         self.sel = selectors.DefaultSelector()
         self.signals: list[int] = []
         self.wake_r, self.wake_w = os.pipe()
-        self.next_stats = 0.0
+        self.last_stats_poll = 0.0
         self.watchdog = watchdog_period(os.environ)
         self.next_watchdog = 0.0
         self.refused: Optional[str] = None
@@ -59,6 +59,7 @@ class Loop:
         self.socket_prepared = False
         self.last_state_write = 0.0
         self.last_state: dict[str, Any] = {}
+        self.last_milestone: tuple[Any, ...] = ()
         self.state_error = False
         self.codepush: Optional[Any] = None  # CodePush, when watch.enabled
         self.watch_error: Optional[str] = None
@@ -134,7 +135,7 @@ class Loop:
         self.codepush = codepush
 
     def _wait(self, now: float) -> None:
-        deadlines = [self.next_stats, self.next_watchdog if self.watchdog else None]
+        deadlines = [self._stats_due(), self.next_watchdog if self.watchdog else None]
         deadlines.append(self.machine.next_deadline())
         if self.codepush is not None:
             deadlines.append(self.codepush.deadline())
@@ -232,12 +233,17 @@ class Loop:
         self.log.info(f"uWSGI exited: {how}" + (f": {error}" if error else ""))
         self.machine.child_exited(now, how)
 
+    def _stats_due(self) -> float:
+        """When to read the stats socket next: the interval follows the state
+        *now*, so a reload that began mid-interval is checked within 50 ms."""
+        fast = self.machine.state in (State.STARTING, State.RELOADING, State.STOPPING)
+        return self.last_stats_poll + (STATS_FAST if fast else STATS_SLOW)
+
     def _poll_stats(self, now: float) -> None:
-        if now < self.next_stats:
+        if now < self._stats_due():
             return
+        self.last_stats_poll = now
         m = self.machine
-        fast = m.state in (State.STARTING, State.RELOADING, State.STOPPING)
-        self.next_stats = now + (STATS_FAST if fast else STATS_SLOW)
         current = self.runner.current
         if m.state not in (State.STARTING, State.RUNNING, State.RELOADING) or current is None:
             return
@@ -281,7 +287,14 @@ class Loop:
         return status_line(self.machine, time.monotonic(), self.runner.last_error(), self.refused)
 
     def _publish(self, now: float, force: bool = False) -> None:
-        """Send STATUS= and rewrite the state file, at most every 0.2 s."""
+        """Send STATUS= and rewrite the state file: at once when the state,
+        the generation or a reload's outcome changed (READY and the file
+        agree), else at most every 0.2 s."""
+        m = self.machine
+        milestone = (m.state, m.generation, self.reload_done.get("seq"), self.refused)
+        if milestone != self.last_milestone:
+            self.last_milestone = milestone
+            force = True
         if not force and now - self.last_state_write < 0.2:
             return
         self.last_state_write = now
