@@ -120,7 +120,7 @@ def supervisor_pid(spec: Spec) -> Optional[int]:
     """PID of the live supervisor holding this app's lock, if any."""
     import fcntl
 
-    lock = spec.runtime_dir / "supervisor.lock"
+    lock = runtime_paths(spec).lock
     try:
         with open(lock) as f:
             try:

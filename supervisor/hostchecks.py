@@ -101,9 +101,19 @@ def module_not_found(module: str, chdir: Path, virtualenv: Optional[Path]) -> st
     )
 
 
+def lookup_user(name: str) -> pwd.struct_passwd:
+    """A user as a spec names it: by name or by numeric uid. Raises KeyError."""
+    return pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+
+
+def lookup_group(name: str) -> grp.struct_group:
+    """A group as a spec names it: by name or by numeric gid. Raises KeyError."""
+    return grp.getgrgid(int(name)) if name.isdigit() else grp.getgrnam(name)
+
+
 def existing_user(name: str) -> str:
     try:
-        pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+        lookup_user(name)
     except KeyError:
         raise ValueError(
             f"no user '{name}' on this host; create it (useradd --system {name}) or fix the name"
@@ -113,7 +123,7 @@ def existing_user(name: str) -> str:
 
 def existing_group(name: str) -> str:
     try:
-        grp.getgrgid(int(name)) if name.isdigit() else grp.getgrnam(name)
+        lookup_group(name)
     except KeyError:
         raise ValueError(
             f"no group '{name}' on this host; create it (groupadd --system {name}) or fix the name"

@@ -301,7 +301,6 @@ class Loop:
         self._settle_signal_reload()
         line = self._status()
         self.notifier.status(line)
-        m = self.machine
         doc: dict[str, Any] = {
             "name": self.spec.name,
             "supervisor_pid": os.getpid(),

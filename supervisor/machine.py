@@ -61,7 +61,6 @@ class Machine:
         self.ctl = ctl
         self.rand = rand
         self.state = State.STOPPED
-        self.since = 0.0
         self.deadline: Optional[float] = None
         self.crashes = 0  # consecutive crashes, reset after restart.reset_after healthy
         self.running_since: Optional[float] = None
@@ -77,7 +76,6 @@ class Machine:
         self.fifo_retry_at = 0.0
         self.stop_intent = "exit"  # what STOPPING leads to: "exit" or "restart"
         self.sigint_sent = False
-        self.ready_sent = False
         self.swap_failed: Optional[str] = None  # why the last swap kept the old master
 
     # -- transitions -------------------------------------------------------
@@ -86,7 +84,6 @@ class Machine:
         check_transition(self.state, new)
         self.ctl.log(f"{self.state.value} -> {new.value} ({why})")
         self.state = new
-        self.since = now
 
     def _spawn(self, now: float) -> None:
         self.ctl.spawn()
@@ -160,7 +157,6 @@ class Machine:
             self.last_reload = (self.ctl.wall(), reason)
         self.reload = None
         self.ctl.notify_ready()
-        self.ready_sent = True
         if self.pending is not None:
             request, self.pending = self.pending, None
             self.request_reload(now, request.mode, request.reason)

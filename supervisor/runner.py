@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from supervisor import procs
-from supervisor.instance import Instance
+from supervisor.hostchecks import lookup_group
+from supervisor.instance import Instance, summarize_error
+from supervisor.machine import KILL_AFTER
 from supervisor.notify import Notifier
 from supervisor.runtime import drop_privileges
 from supervisor.spec import Spec, runtime_paths
 from supervisor.uwsgi import build_command, write_entry
 
-KILL_AFTER = 5.0
 DRAIN_MAX = 5.0  # longest wait for a retiring master's listen queue to empty
 
 
@@ -184,23 +185,18 @@ class UwsgiRunner:
                     inst.kill()
 
     def last_error(self) -> Optional[str]:
-        from supervisor.instance import summarize_error
-
-        tail = list(self.current.tail) if self.current and self.current.tail else self.last_tail
-        return summarize_error(tail)
+        return summarize_error(self.tail())
 
     def tail(self) -> list[str]:
         return list(self.current.tail) if self.current and self.current.tail else self.last_tail
 
     def prepare_socket(self, path: Optional[Path]) -> None:
         """Let nginx's worker group connect to a unix app socket (mode 0660)."""
-        import grp
-
         if path is None or not path.exists():
             return
         try:
             if self.spec.nginx.group:
-                os.chown(path, -1, grp.getgrnam(self.spec.nginx.group).gr_gid)
+                os.chown(path, -1, lookup_group(self.spec.nginx.group).gr_gid)
             os.chmod(path, 0o660)
         except (OSError, KeyError) as exc:
             self._log(f"cannot open {path} to nginx's group: {exc}")

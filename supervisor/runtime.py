@@ -4,14 +4,13 @@ cleared of a uWSGI left over from a previous supervisor's life."""
 from __future__ import annotations
 
 import fcntl
-import grp
 import os
-import pwd
 import signal
-from typing import IO, Any, Callable, Optional
+from typing import IO, Any, Callable
 
 from supervisor import procs
 from supervisor.control import FifoNotReady, write_fifo
+from supervisor.hostchecks import lookup_group, lookup_user
 from supervisor.spec import Spec, runtime_paths
 
 
@@ -33,10 +32,10 @@ def prepare_runtime_dir(spec: Spec) -> IO[str]:
     # Also over systemd's RuntimeDirectoryMode=0750: with a per-app user the
     # dir's group is not nginx's, and nginx must still reach the socket.
     os.chmod(root, 0o711 if nginx_inside else 0o700)
-    ids = service_ids(spec)
-    if ids is not None:  # uWSGI, run as the service user, creates its files here
-        os.chown(root, *ids)
-    lock = open(root / "supervisor.lock", "a+")  # noqa: SIM115 - held for the process's life
+    ids = drop_privileges(spec)
+    if ids:  # uWSGI, run as the service user, creates its files here
+        os.chown(root, ids["user"], ids["group"])
+    lock = open(runtime_paths(spec).lock, "a+")  # noqa: SIM115 - held for the process's life
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -45,7 +44,7 @@ def prepare_runtime_dir(spec: Spec) -> IO[str]:
         lock.close()
         raise AlreadyRunning(
             f"another uwsgi-supervisor (pid {other}) already supervises {spec.name}"
-            f" (lock {root / 'supervisor.lock'})"
+            f" (lock {runtime_paths(spec).lock})"
         ) from exc
     lock.truncate(0)
     lock.write(f"{os.getpid()}\n")
@@ -53,23 +52,15 @@ def prepare_runtime_dir(spec: Spec) -> IO[str]:
     return lock
 
 
-def service_ids(spec: Spec) -> Optional[tuple[int, int]]:
-    """(uid, gid) uWSGI runs as when we are root and the spec names a user."""
-    if os.geteuid() != 0 or not spec.user:
-        return None
-    pw = pwd.getpwnam(spec.user)
-    gid = grp.getgrnam(spec.group).gr_gid if spec.group else pw.pw_gid
-    return pw.pw_uid, gid
-
-
 def drop_privileges(spec: Spec) -> dict[str, Any]:
-    """Popen arguments that run a child as the service user: uid, gid, and
-    that user's own supplementary groups (never root's)."""
-    ids = service_ids(spec)
-    if ids is None or spec.user is None:
+    """Popen arguments that run a child as the service user when we are root
+    and the spec names one: uid, gid, and that user's own supplementary
+    groups (never root's). Empty otherwise."""
+    if os.geteuid() != 0 or not spec.user:
         return {}
-    uid, gid = ids
-    return {"user": uid, "group": gid, "extra_groups": os.getgrouplist(spec.user, gid)}
+    pw = lookup_user(spec.user)
+    gid = lookup_group(spec.group).gr_gid if spec.group else pw.pw_gid
+    return {"user": pw.pw_uid, "group": gid, "extra_groups": os.getgrouplist(pw.pw_name, gid)}
 
 
 def stop_leftovers(spec: Spec, log: Callable[[str], None], tick: Callable[[], None]) -> None:

@@ -264,8 +264,9 @@ class RuntimePaths:
         return self.root / "state.json"
 
     @property
-    def pidfile(self) -> Path:
-        return self.root / "supervisor.pid"
+    def lock(self) -> Path:
+        """flock()ed by the live supervisor, which writes its pid into it."""
+        return self.root / "supervisor.lock"
 
     def instance(self, tag: str) -> InstancePaths:
         return InstancePaths(self.root, tag)
