@@ -859,5 +859,18 @@ def _venv_paths() -> list[str]:
 
 
 def with_venv_binary(unit_text: str) -> str:
-    """The unit text with the installed ``/usr/bin/uwsgi-supervisor`` replaced by this venv's."""
-    return unit_text.replace(INSTALLED_BIN, str(VENV_BIN / "uwsgi-supervisor"))
+    """The unit text with the installed ``/usr/bin/uwsgi-supervisor`` replaced by this venv's.
+
+    A checkout under /tmp or /var/tmp (a CI clone, say) would be hidden from the service
+    by the unit's own PrivateTmp=yes: it is bound back in, read-only, for that case only.
+    """
+    text = unit_text.replace(INSTALLED_BIN, str(VENV_BIN / "uwsgi-supervisor"))
+    hidden = [
+        p
+        for p in _venv_paths()
+        if Path(p).is_relative_to("/tmp") or Path(p).is_relative_to("/var/tmp")
+    ]
+    if hidden and "\n[Service]\n" in text:
+        binds = "".join(f"BindReadOnlyPaths={p}\n" for p in hidden)
+        text = text.replace("\n[Service]\n", f"\n[Service]\n{binds}", 1)
+    return text
