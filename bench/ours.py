@@ -43,7 +43,7 @@ class Ours:
 
     def include(self) -> str:
         from supervisor.render import render_nginx
-        from supervisor.specload import load_spec
+        from supervisor.spec.load import load_spec
 
         return render_nginx(load_spec(self.spec))
 

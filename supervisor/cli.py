@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 from supervisor import __version__
-from supervisor.control import FifoNotReady, Stats, parse_stats, read_stats_raw, write_fifo_retry
-from supervisor.spec import Spec, runtime_paths
-from supervisor.specload import SpecError, load_spec
+from supervisor.spec.load import SpecError, load_spec
+from supervisor.spec.model import Spec, runtime_paths
 from supervisor.status import ago, read_state
+from supervisor.uwsgi.control import (
+    FifoNotReady,
+    Stats,
+    parse_stats,
+    read_stats_raw,
+    write_fifo_retry,
+)
 
 EX_CONFIG = 78  # sysexits: bad configuration; the unit's RestartPreventExitStatus
 EX_UNAVAILABLE = 69
@@ -94,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from supervisor.uwsgi import build_command
+    from supervisor.uwsgi.command import build_command
 
     spec = load_spec(args.spec)
     if not args.quiet:

@@ -11,18 +11,18 @@ import traceback
 from pathlib import Path
 from typing import IO, Any, Optional
 
-from supervisor.instance import describe_exit
+from supervisor.codepush.preflight import summarize
+from supervisor.lifecycle.machine import Machine
+from supervisor.lifecycle.states import State
 from supervisor.logs import Logger
-from supervisor.machine import Machine
-from supervisor.notify import Notifier, watchdog_period
-from supervisor.preflight import summarize
-from supervisor.runner import UwsgiRunner
-from supervisor.runtime import AlreadyRunning, prepare_runtime_dir, stop_leftovers
-from supervisor.spec import Spec, runtime_paths
-from supervisor.specload import SpecError, load_spec
-from supervisor.states import State
+from supervisor.spec.load import SpecError, load_spec
+from supervisor.spec.model import Spec, runtime_paths
 from supervisor.status import status_line, write_state
-from supervisor.uwsgi import build_command
+from supervisor.systemd.notify import Notifier, watchdog_period
+from supervisor.uwsgi.command import build_command
+from supervisor.uwsgi.controller import UwsgiRunner
+from supervisor.uwsgi.instance import describe_exit
+from supervisor.uwsgi.runtime import AlreadyRunning, prepare_runtime_dir, stop_leftovers
 
 STATS_FAST = 0.05  # while starting or reloading: readiness is noticed this soon
 STATS_SLOW = 1.0  # while running: also the watchdog's evidence of life
@@ -121,7 +121,7 @@ class Loop:
     def _start_watching(self) -> None:
         if not self.spec.watch.enabled:
             return
-        from supervisor.codepush import CodePush
+        from supervisor.codepush.glue import CodePush
 
         codepush = CodePush(self.spec, self.machine, self.log.info, self.wake)
         try:

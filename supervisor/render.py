@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from supervisor.spec import Spec
-from supervisor.specvalues import check_name
+from supervisor.spec.model import Spec
+from supervisor.spec.values import check_name
 
 # nginx's own default for uwsgi_read_timeout, in seconds.
 NGINX_READ_TIMEOUT = 60

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from supervisor.machine import Machine
-from supervisor.states import State
+from supervisor.lifecycle.machine import Machine
+from supervisor.lifecycle.states import State
 
 
 def ago(seconds: float) -> str:

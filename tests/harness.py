@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from supervisor import procs
+from supervisor.uwsgi import procs
 
 REPO = Path(__file__).resolve().parent.parent
 APPS = REPO / "tests" / "apps"

@@ -15,7 +15,7 @@ from harness import Supervised, copy_app, free_port, http_get, spec_yaml, try_ge
 from load import Hammer
 
 from supervisor.render import render_nginx
-from supervisor.specload import load_spec
+from supervisor.spec.load import load_spec
 
 
 def reloads(sup: Supervised) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.debounce import Change, Debouncer
+from supervisor.codepush.debounce import Change, Debouncer
 
 
 def mod(name: str) -> Change:

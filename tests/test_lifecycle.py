@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness import Supervised, copy_app, free_port, http_get, spec_yaml, try_get, wait_until
 
-from supervisor import procs
+from supervisor.uwsgi import procs
 
 
 def alive(pid: int) -> bool:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.backoff import restart_delay
-from supervisor.control import Stats, Worker
-from supervisor.machine import EXIT_GAVE_UP, Machine
-from supervisor.spec import Address, AppSpec, BackoffSpec, RestartSpec, Spec, UwsgiSpec
-from supervisor.states import TRANSITIONS, IllegalTransition, State, check_transition
+from supervisor.lifecycle.backoff import restart_delay
+from supervisor.lifecycle.machine import EXIT_GAVE_UP, Machine
+from supervisor.lifecycle.states import TRANSITIONS, IllegalTransition, State, check_transition
+from supervisor.spec.model import Address, AppSpec, BackoffSpec, RestartSpec, Spec, UwsgiSpec
+from supervisor.uwsgi.control import Stats, Worker
 
 
 class FakeController:

@@ -27,8 +27,8 @@ import pytest
 from harness import Supervised, copy_app, wait_until
 from nginx import Nginx, require_nginx, running_nginx
 
-from supervisor import procs
-from supervisor.spec import RuntimePaths
+from supervisor.spec.model import RuntimePaths
+from supervisor.uwsgi import procs
 
 pytestmark = [pytest.mark.nginx, pytest.mark.slow]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.notify import Notifier, watchdog_period
+from supervisor.systemd.notify import Notifier, watchdog_period
 
 
 def test_a_receiver_that_stops_reading_never_blocks_us(

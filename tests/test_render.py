@@ -16,7 +16,7 @@ import yaml
 from nginx import nginx_check
 
 from supervisor.render import nginx_read_timeout, render_nginx, render_unit_dropin
-from supervisor.spec import Address, AppSpec, NginxSpec, Spec, UwsgiSpec
+from supervisor.spec.model import Address, AppSpec, NginxSpec, Spec, UwsgiSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = {

@@ -11,7 +11,7 @@ from pathlib import Path
 from conftest import require
 from test_machine import make_spec
 
-from supervisor.runtime import drop_privileges
+from supervisor.uwsgi.runtime import drop_privileges
 
 
 def test_named_and_numeric_users_and_groups_resolve_alike() -> None:

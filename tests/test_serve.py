@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness import SUPERVISOR, Supervised, copy_app, free_port, http_get, spec_yaml, wait_until
 
-from supervisor.control import read_stats_raw
+from supervisor.uwsgi.control import read_stats_raw
 
 
 def test_module_level_app_is_served_and_check_prints_the_command(short_tmp: Path) -> None:

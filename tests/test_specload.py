@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import specload
-from supervisor.spec import (
+from supervisor.spec import load as specload
+from supervisor.spec.load import Problem, SpecError, load_spec, parse_duration
+from supervisor.spec.model import (
     DEFAULT_WATCH_EXCLUDE,
     DEFAULT_WATCH_INCLUDE,
     Address,
@@ -33,8 +34,7 @@ from supervisor.spec import (
     UwsgiSpec,
     WatchSpec,
 )
-from supervisor.specload import Problem, SpecError, load_spec, parse_duration
-from supervisor.specvalues import normalise_mount, parse_address, parse_app_target
+from supervisor.spec.values import normalise_mount, parse_address, parse_app_target
 
 SPECS = Path(__file__).parent / "specs"
 BAD = sorted((SPECS / "bad").glob("*.yaml"))

@@ -26,10 +26,10 @@ import pytest
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from supervisor.debounce import Batch, Change, Debouncer
-from supervisor.spec import DEFAULT_WATCH_EXCLUDE, DEFAULT_WATCH_INCLUDE
-from supervisor.watch import CodeWatcher
-from supervisor.watchpaths import PathFilter, resolve
+from supervisor.codepush.debounce import Batch, Change, Debouncer
+from supervisor.codepush.paths import PathFilter, resolve
+from supervisor.codepush.watcher import CodeWatcher
+from supervisor.spec.model import DEFAULT_WATCH_EXCLUDE, DEFAULT_WATCH_INCLUDE
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT = 15.0  # seconds before a test that expects something gives up
@@ -533,8 +533,8 @@ LIMIT_CHILD = textwrap.dedent(
     """
     import json, os, select, sys, time
     from pathlib import Path
-    from supervisor.spec import DEFAULT_WATCH_EXCLUDE, DEFAULT_WATCH_INCLUDE
-    from supervisor.watch import CodeWatcher
+    from supervisor.spec.model import DEFAULT_WATCH_EXCLUDE, DEFAULT_WATCH_INCLUDE
+    from supervisor.codepush.watcher import CodeWatcher
 
     tree = Path(sys.argv[1])
     r, w = os.pipe()

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from supervisor.uwsgi import INSTANCE_MARK, INSTANCE_TAG
+from supervisor.uwsgi.command import INSTANCE_MARK, INSTANCE_TAG
 
 
 def instance_pids(runtime_dir: Path, tag: Optional[str] = None) -> list[int]:

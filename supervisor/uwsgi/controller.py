@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from supervisor import procs
-from supervisor.hostchecks import lookup_group
-from supervisor.instance import Instance, summarize_error
-from supervisor.machine import KILL_AFTER
-from supervisor.notify import Notifier
-from supervisor.runtime import drop_privileges
-from supervisor.spec import Spec, runtime_paths
-from supervisor.uwsgi import build_command, write_entry
+from supervisor.lifecycle.machine import KILL_AFTER
+from supervisor.spec.hostchecks import lookup_group
+from supervisor.spec.model import Spec, runtime_paths
+from supervisor.systemd.notify import Notifier
+from supervisor.uwsgi import procs
+from supervisor.uwsgi.command import build_command, write_entry
+from supervisor.uwsgi.instance import Instance, summarize_error
+from supervisor.uwsgi.runtime import drop_privileges
 
 DRAIN_MAX = 5.0  # longest wait for a retiring master's listen queue to empty
 

@@ -15,7 +15,7 @@ from typing import Callable, Optional, TypeVar, Union
 
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
-from supervisor.hostchecks import (
+from supervisor.spec.hostchecks import (
     absolute_path,
     default_runtime_dir,
     existing_dir,
@@ -29,7 +29,7 @@ from supervisor.hostchecks import (
     uwsgi_binary,
     virtualenv_dir,
 )
-from supervisor.spec import (
+from supervisor.spec.model import (
     DEFAULT_WATCH_EXCLUDE,
     DEFAULT_WATCH_INCLUDE,
     OWNED_OPTIONS,
@@ -44,8 +44,8 @@ from supervisor.spec import (
     UwsgiSpec,
     WatchSpec,
 )
-from supervisor.specfile import Problem, Report, SpecError, read_yaml
-from supervisor.specvalues import (
+from supervisor.spec.source import Problem, Report, SpecError, read_yaml
+from supervisor.spec.values import (
     check_env_name,
     check_name,
     format_duration,
@@ -56,7 +56,7 @@ from supervisor.specvalues import (
     parse_app_target,
     parse_duration,
 )
-from supervisor.yamlnodes import (
+from supervisor.spec.yamlnodes import (
     BOOL,
     NULL,
     NodeError,

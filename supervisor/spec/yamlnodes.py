@@ -17,7 +17,7 @@ from typing import Callable, Optional, TypeVar
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from supervisor.specfile import Report
+from supervisor.spec.source import Report
 
 T = TypeVar("T")
 

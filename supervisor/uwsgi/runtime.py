@@ -8,10 +8,10 @@ import os
 import signal
 from typing import IO, Any, Callable
 
-from supervisor import procs
-from supervisor.control import FifoNotReady, write_fifo
-from supervisor.hostchecks import lookup_group, lookup_user
-from supervisor.spec import Spec, runtime_paths
+from supervisor.spec.hostchecks import lookup_group, lookup_user
+from supervisor.spec.model import Spec, runtime_paths
+from supervisor.uwsgi import procs
+from supervisor.uwsgi.control import FifoNotReady, write_fifo
 
 
 class AlreadyRunning(Exception):

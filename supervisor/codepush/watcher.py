@@ -32,9 +32,9 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from supervisor.debounce import Change
-from supervisor.inotify_limits import is_limit_error, limit_message, watch_limit_reached
-from supervisor.watchpaths import PathFilter, Resolution, is_under, resolve
+from supervisor.codepush.debounce import Change
+from supervisor.codepush.inotify_limits import is_limit_error, limit_message, watch_limit_reached
+from supervisor.codepush.paths import PathFilter, Resolution, is_under, resolve
 
 __all__ = ["Change", "CodeWatcher"]
 

@@ -13,10 +13,10 @@ import signal
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
-from supervisor.backoff import restart_delay
-from supervisor.control import Stats
-from supervisor.spec import Spec
-from supervisor.states import State, check_transition
+from supervisor.lifecycle.backoff import restart_delay
+from supervisor.lifecycle.states import State, check_transition
+from supervisor.spec.model import Spec
+from supervisor.uwsgi.control import Stats
 
 # How long after SIGINT a master that still has not exited gets SIGKILL.
 KILL_AFTER = 5.0

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from supervisor.runtime import drop_privileges
-from supervisor.spec import Spec, runtime_paths
-from supervisor.uwsgi import INSTANCE_MARK, build_env
+from supervisor.spec.model import Spec, runtime_paths
+from supervisor.uwsgi.command import INSTANCE_MARK, build_env
+from supervisor.uwsgi.runtime import drop_privileges
 
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
 _EXC = re.compile(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from supervisor.spec import BackoffSpec
+from supervisor.spec.model import BackoffSpec
 
 
 def restart_delay(

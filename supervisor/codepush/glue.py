@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from supervisor.debounce import Batch, Debouncer
-from supervisor.machine import Machine
-from supervisor.preflight import Preflight
-from supervisor.spec import Spec
-from supervisor.states import State
-from supervisor.uwsgi import write_entry
+from supervisor.codepush.debounce import Batch, Debouncer
+from supervisor.codepush.preflight import Preflight
+from supervisor.lifecycle.machine import Machine
+from supervisor.lifecycle.states import State
+from supervisor.spec.model import Spec
+from supervisor.uwsgi.command import write_entry
 
 
 class CodePush:
@@ -24,7 +24,7 @@ class CodePush:
         log: Callable[[str], None],
         wake: Callable[[], None],
     ) -> None:
-        from supervisor.watch import CodeWatcher
+        from supervisor.codepush.watcher import CodeWatcher
 
         self.spec = spec
         self.machine = machine

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from supervisor.spec import InstancePaths, Spec, runtime_paths
+from supervisor.spec.model import InstancePaths, Spec, runtime_paths
 
 # Environment variables that belong to systemd's contract with *us*. uWSGI
 # speaks sd_notify on its own when it sees NOTIFY_SOCKET (and its READY after a

@@ -10,10 +10,10 @@ import subprocess
 from pathlib import Path
 from typing import Any, Optional
 
-from supervisor import procs
-from supervisor.control import FifoNotReady, Stats, read_stats, write_fifo
-from supervisor.spec import InstancePaths, Spec
-from supervisor.uwsgi import Command
+from supervisor.spec.model import InstancePaths, Spec
+from supervisor.uwsgi import procs
+from supervisor.uwsgi.command import Command
+from supervisor.uwsgi.control import FifoNotReady, Stats, read_stats, write_fifo
 
 _ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(Error|Exception|Exit)\b.*)$")
 _HINT = re.compile(r"in use|denied|cannot|unable|no such|not found|invalid|unknown|no app", re.I)

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from supervisor.spec import Address
+from supervisor.spec.model import Address
 
 DURATION_FORMS = "use a number of seconds or 300ms, 2s, 1m (units: ms, s, m, h)"
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
