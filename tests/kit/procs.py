@@ -1,0 +1,69 @@
+"""Read processes from /proc, and end the ones a test or benchmark started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    """/proc/PID/stat after the command name (which may hold spaces and parentheses)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        return _stat_fields(pid)[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def children(pid: int) -> list[int]:
+    """PIDs whose parent is `pid`, from a scan of /proc."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if int(_stat_fields(int(entry.name))[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far; 0.0 once it is gone."""
+    try:
+        f = _stat_fields(pid)
+        return (int(f[11]) + int(f[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of one process in MiB; 0.0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def kill_pids(pids: list[int], wait: float = 5.0) -> None:
+    """SIGKILL these processes (ours: started or found by their mark) and wait for them."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + wait
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
