@@ -1,4 +1,8 @@
-"""Shared fixtures: short temp dirs (unix socket paths are limited to 107 bytes)."""
+"""Shared fixtures: short temp dirs (unix socket paths are limited to 107 bytes).
+
+Tests marked `nginx` skip without Debian's nginx (fail under CI): the kit's
+runner raises NginxMissing instead, as it serves the benchmarks too.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kit import nginx
 
 
 @pytest.fixture
@@ -28,3 +33,15 @@ def require(condition: bool, reason: str) -> None:
         pytest.fail(f"required in CI: {reason}")
     print(f"SKIP: {reason}")
     pytest.skip(reason)
+
+
+def require_nginx() -> None:
+    """Skip the test without nginx (see `require`)."""
+    reason = nginx.missing()
+    require(reason is None, reason or "")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("nginx") is not None:
+        require_nginx()

@@ -7,7 +7,6 @@ it started, by PID, however the test ends.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
@@ -17,7 +16,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
+
+# test_serve.py and test_lifecycle.py still import these from here, next to
+# another engineer's pending edits; they move to kit.net once those land.
+from kit.net import free_port, http_get, try_get  # noqa: F401
+from kit.wait import wait_until
 
 from supervisor.uwsgi import procs
 
@@ -25,26 +29,6 @@ REPO = Path(__file__).resolve().parent.parent
 APPS = REPO / "tests" / "apps"
 VENV_BIN = Path(sys.executable).parent
 SUPERVISOR = [sys.executable, "-m", "supervisor"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(
-    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
-) -> Any:
-    """Poll until predicate() is truthy; a generous deadline only to avoid hanging."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 def copy_app(name: str, dest: Path) -> Path:
@@ -94,26 +78,6 @@ class NotifySocket:
             self.path.unlink()
         except FileNotFoundError:
             pass
-
-
-def http_get(
-    target: str, path: str = "/", timeout: float = 10.0, unix: Optional[str] = None
-) -> tuple[int, str]:
-    host, _, port = target.rpartition(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode()
-    finally:
-        conn.close()
-
-
-def try_get(target: str, path: str = "/", timeout: float = 5.0) -> Optional[tuple[int, str]]:
-    try:
-        return http_get(target, path, timeout)
-    except OSError:
-        return None
 
 
 def spec_yaml(

@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import Supervised, copy_app, free_port, http_get, spec_yaml, try_get, wait_until
-from load import Hammer
+from harness import Supervised, copy_app, spec_yaml
+from kit.load import Load
+from kit.net import free_port, http_get, serves
+from kit.wait import wait_until
 
 from supervisor.render import render_nginx
 from supervisor.spec.load import load_spec
@@ -28,15 +30,6 @@ def set_version(app_file: Path, version: str) -> None:
     start = text.index('VERSION = "')
     end = text.index('"', start + len('VERSION = "'))
     app_file.write_text(text[:start] + f'VERSION = "{version}' + text[end:])
-
-
-def serves(port: int, version: str, times: int = 6) -> bool:
-    """True when `times` requests in a row get `version` (every worker has it)."""
-    for _ in range(times):
-        got = try_get(f"127.0.0.1:{port}", "/")
-        if got is None or got[0] != 200 or not got[1].startswith(version + " "):
-            return False
-    return True
 
 
 def start_blog(
@@ -178,7 +171,7 @@ def test_a_broken_push_keeps_the_old_code_serving(short_tmp: Path, breakage: str
         blog = short_tmp / "app" / "blog.py"
         good = blog.read_text()
         bad_line, expected = BREAKAGES[breakage]
-        with Hammer("127.0.0.1", port, threads=4) as hammer:
+        with Load(port, threads=4) as hammer:
             time.sleep(0.5)
             blog.write_text(good.replace("VERSION = ", bad_line + "VERSION = ", 1))
             wait_until(lambda: sup.state().get("reload_refused"), 30, "the refusal")
@@ -199,7 +192,7 @@ def test_a_broken_push_keeps_the_old_code_serving(short_tmp: Path, breakage: str
 @pytest.mark.nginx
 @pytest.mark.parametrize("mode", ["swap", "chain", "graceful"])
 def test_reloads_under_load_through_nginx(short_tmp: Path, mode: str) -> None:
-    from nginx import running_nginx
+    from kit.nginx import running_nginx
 
     app = copy_app("blog", short_tmp / "app")
     spec_text = (
@@ -211,7 +204,7 @@ def test_reloads_under_load_through_nginx(short_tmp: Path, mode: str) -> None:
         sup.start()
         include = render_nginx(load_spec(sup.spec))
         with running_nginx(short_tmp / "nginx", include) as nginx:  # noqa: SIM117 - needs its port
-            with Hammer("127.0.0.1", nginx.port, threads=8) as hammer:
+            with Load(nginx.port, threads=8) as hammer:
                 for version in ("v2", "v3", "v4"):
                     time.sleep(0.5)
                     set_version(app / "blog.py", version)
@@ -230,7 +223,7 @@ def test_reloads_under_load_through_nginx(short_tmp: Path, mode: str) -> None:
 def test_swap_refuses_a_broken_push_with_no_separate_import_check(short_tmp: Path) -> None:
     """In swap mode the new master is the import check: a broken release never
     replaces the old one, the refusal names the file and line, nothing fails."""
-    from nginx import running_nginx
+    from kit.nginx import running_nginx
 
     app = copy_app("blog", short_tmp / "app")
     spec_text = (
@@ -244,7 +237,7 @@ def test_swap_refuses_a_broken_push_with_no_separate_import_check(short_tmp: Pat
         good = blog.read_text()
         include = render_nginx(load_spec(sup.spec))
         with running_nginx(short_tmp / "nginx", include) as nginx:  # noqa: SIM117 - needs its port
-            with Hammer("127.0.0.1", nginx.port, threads=4) as hammer:
+            with Load(nginx.port, threads=4) as hammer:
                 time.sleep(0.5)
                 blog.write_text(good.replace("VERSION = ", "def broken(:\n" + "VERSION = ", 1))
                 wait_until(lambda: sup.state().get("reload_refused"), 30, "the refusal")

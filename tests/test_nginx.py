@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness import Supervised, copy_app, wait_until
-from nginx import Nginx, require_nginx, running_nginx
+from conftest import require_nginx
+from harness import Supervised, copy_app
+from kit.nginx import Nginx, running_nginx
+from kit.wait import wait_until
 
 from supervisor.spec.model import RuntimePaths
 from supervisor.uwsgi import procs

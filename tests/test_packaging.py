@@ -29,7 +29,7 @@ from typing import Optional
 
 import pytest
 from conftest import require
-from harness import free_port
+from kit.net import free_port
 from sysd import REPO, Systemd, boot_or_skip
 
 from supervisor import __version__

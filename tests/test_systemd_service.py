@@ -19,7 +19,6 @@ as the instance's drop-in. The acceptance criteria proven here:
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import threading
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from harness import free_port
+from kit.net import free_port, http_get
 from sysd import REPO, UNIT_DIR, VENV_BIN, Systemd, boot_or_skip, shipped_template
 
 pytestmark = [pytest.mark.systemd, pytest.mark.slow]
@@ -152,13 +151,7 @@ def sd() -> Iterator[Systemd]:
 
 def get(app: App, path: str = "/", timeout: float = 10.0) -> tuple[int, str]:
     """GET from the app's uWSGI HTTP listener (the namespace shares the host's network)."""
-    conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode()
-    finally:
-        conn.close()
+    return http_get(f"127.0.0.1:{app.port}", path, timeout)
 
 
 Identity = tuple[int, str]  # (host pid, start time): a pid alone may be reused
