@@ -25,7 +25,7 @@ from bench import (
 from bench.alternatives import SUPERVISORD_VENV, Supervisord
 from bench.common import REPO
 from bench.config import FULL, QUICK, Settings
-from bench.nginx import NGINX
+from tests.kit.nginx import NGINX
 
 SCENARIOS: dict[str, tuple[str, Callable[[Settings, Any], list[dict[str, Any]]]]] = {
     "1": ("reload", s1_reload.run),
@@ -43,7 +43,7 @@ def missing_tools() -> list[str]:
     missing = []
     if shutil.which("wrk") is None:
         missing.append("wrk (apt-get install wrk)")
-    if not Path(NGINX).exists():
+    if not NGINX.exists():
         missing.append("nginx (apt-get install nginx-light)")
     if not Supervisord.available():
         missing.append(f"supervisord in {SUPERVISORD_VENV}")

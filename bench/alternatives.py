@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from bench.common import MARK, PROCESSES, REPO, UWSGI, backdate, children, kill_pids, marked_pids
-from bench.nginx import plain_include
+from bench.common import MARK, PROCESSES, REPO, UWSGI, backdate, marked_pids
+from tests.kit.procs import children, kill_pids
 
 SUPERVISORD_VENV = Path(
     os.environ.get("BENCH_SUPERVISORD_VENV", REPO / "bench" / "out" / "supervisord-venv")
@@ -56,6 +56,14 @@ def uwsgi_argv(
         str(tmp / "uwsgi.log"),
         *extra,
     ]
+
+
+def plain_include(socket_path: Path) -> str:
+    """What a user of plain uWSGI writes: the same locations the supervisor renders."""
+    return (
+        "location / {\n    include uwsgi_params;\n"
+        f"    uwsgi_pass unix:{socket_path};\n    uwsgi_next_upstream error;\n}}\n"
+    )
 
 
 def _env(mark: str) -> dict[str, str]:

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Union
 
 from bench.alternatives import PlainUwsgi, ShellLoop, Supervisord
-from bench.common import serves, wait_until
-from bench.nginx import Nginx, running_nginx
+from bench.common import serves
 from bench.ours import Ours
+from tests.kit.nginx import Nginx, running_nginx
+from tests.kit.wait import wait_until
 
 Contender = Union[Ours, PlainUwsgi, Supervisord, ShellLoop]
 
@@ -68,7 +69,7 @@ def served(c: Contender, tmp: Path, version: str = "v1") -> Iterator[Nginx]:
     try:
         c.start()
         wait_until(c.ready, START_TIMEOUT, f"{c.label} ready")
-        with running_nginx(tmp / "nginx", c.include()) as nginx:
+        with running_nginx(tmp / "nginx", c.include(), quiet=True) as nginx:
             wait_until(lambda: serves(nginx.port, version), START_TIMEOUT, f"{c.label} serving")
             yield nginx
     finally:

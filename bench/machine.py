@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.alternatives import SUPERVISORD_VENV
 from bench.common import UWSGI
-from bench.nginx import NGINX
+from tests.kit.nginx import NGINX
 
 
 def _out(argv: list[str]) -> str:
@@ -40,7 +40,7 @@ def collect() -> dict[str, Any]:
     from importlib.metadata import version
 
     wrk = re.search(r"wrk (\S+)", _out(["wrk", "-v"]))
-    nginx = re.search(r"nginx/(\S+)", _out([NGINX, "-v"]))
+    nginx = re.search(r"nginx/(\S+)", _out([str(NGINX), "-v"]))
     return {
         "machine": {
             "nproc": os.cpu_count(),

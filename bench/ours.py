@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from bench.common import MARK, PROCESSES, kill_pids, marked_pids
+from bench.common import MARK, PROCESSES, marked_pids
+from tests.kit.procs import kill_pids
 
 SPEC = """\
 app:

@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 from bench import wrk
-from bench.common import make_app, remove, scratch, serves, set_version, wait_until
+from bench.common import make_app, remove, scratch, serves, set_version
 from bench.config import Settings
 from bench.contenders import RELOADERS, is_ours, make, mtime_spacing, served
+from tests.kit.wait import WaitTimeout, wait_until
 
 RELOAD_AT = {3: (0.15, 0.45, 0.75), 1: (0.3,)}  # saves, as fractions of the wrk run
 
@@ -16,7 +17,7 @@ RELOAD_AT = {3: (0.15, 0.45, 0.75), 1: (0.3,)}  # saves, as fractions of the wrk
 def _catch_up(port: int, version: str, timeout: float) -> bool:
     try:
         wait_until(lambda: serves(port, version), timeout, f"{version} served")
-    except TimeoutError:
+    except WaitTimeout:
         return False
     return True
 

@@ -13,28 +13,19 @@ import signal
 import time
 from typing import Any
 
-from bench.common import (
-    LightLoad,
-    alive,
-    children,
-    first_response,
-    kill_pids,
-    make_app,
-    remove,
-    response_pid,
-    scratch,
-    serves,
-    wait_until,
-)
+from bench.common import first_response, make_app, remove, response_pid, scratch, serves
 from bench.config import Settings
 from bench.contenders import Contender, make, served
-from bench.nginx import Nginx
+from tests.kit.load import Load
+from tests.kit.nginx import Nginx
+from tests.kit.procs import alive, children, kill_pids
+from tests.kit.wait import wait_until
 
 CONTENDERS = ["ours: graceful", "supervisord", "shell loop"]
 IN_A_ROW = "ours: crashes in a row"
 
 
-def _crash(c: Contender, nginx: Nginx, load: LightLoad, cfg: Settings) -> dict[str, Any]:
+def _crash(c: Contender, nginx: Nginx, load: Load, cfg: Settings) -> dict[str, Any]:
     """Kill the master once; how long until a new process answers, and what it cost."""
     wait_until(c.ready, 60, "running")
     wait_until(lambda: serves(nginx.port, "v1"), 60, "serving")
@@ -67,7 +58,7 @@ def run(cfg: Settings, log: Any) -> list[dict[str, Any]]:
             make_app(tmp / "app")
             c = make(name, tmp, tmp / "app")
             try:
-                with served(c, tmp) as nginx, LightLoad(nginx.port) as load:
+                with served(c, tmp) as nginx, Load(nginx.port, threads=2, pause=0.01) as load:
                     row = {"contender": name, "rep": rep, **_crash(c, nginx, load, cfg)}
             finally:
                 remove(tmp)
@@ -79,7 +70,7 @@ def run(cfg: Settings, log: Any) -> list[dict[str, Any]]:
     make_app(tmp / "app")
     c = make("ours: graceful", tmp, tmp / "app")
     try:
-        with served(c, tmp) as nginx, LightLoad(nginx.port) as load:
+        with served(c, tmp) as nginx, Load(nginx.port, threads=2, pause=0.01) as load:
             for rep in range(cfg.crash_reps):
                 row = {"contender": IN_A_ROW, "rep": rep, **_crash(c, nginx, load, cfg)}
                 rows.append(row)

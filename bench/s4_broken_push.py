@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.common import LightLoad, break_app, get, make_app, remove, scratch
+from bench.common import break_app, make_app, remove, scratch
 from bench.config import Settings
 from bench.contenders import make, mtime_spacing, served
+from tests.kit.load import Load
+from tests.kit.net import try_get
 
 CONTENDERS = ["ours: graceful", "py-autoreload", "touch-reload", "inotify+r"]
 
@@ -20,14 +22,14 @@ def run(cfg: Settings, log: Any) -> list[dict[str, Any]]:
             app = make_app(tmp / "app")
             c = make(name, tmp, tmp / "app")
             try:
-                with served(c, tmp) as nginx, LightLoad(nginx.port) as load:
+                with served(c, tmp) as nginx, Load(nginx.port, threads=2, pause=0.01) as load:
                     time.sleep(mtime_spacing(c))
                     t0 = time.monotonic()
                     break_app(app)
                     c.after_save()
                     time.sleep(cfg.broken_window)
                     t1 = time.monotonic()
-                    got = get(nginx.port)
+                    got = try_get(nginx.address, timeout=10.0)
                     failed = load.failed_between(t0, t1)
                     total = load.count_between(t0, t1)
                     still = got is not None and got[0] == 200

@@ -11,18 +11,11 @@ import time
 from typing import Any
 
 from bench.alternatives import PlainUwsgi, Supervisord
-from bench.common import (
-    children,
-    cpu_seconds,
-    make_app,
-    make_tree,
-    remove,
-    rss_mib,
-    scratch,
-    wait_until,
-)
+from bench.common import make_app, make_tree, remove, scratch
 from bench.config import Settings
 from bench.ours import Ours
+from tests.kit.procs import children, cpu_seconds, rss_mib
+from tests.kit.wait import wait_until
 
 
 def run(cfg: Settings, log: Any) -> list[dict[str, Any]]:

@@ -6,9 +6,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import make_app, make_tree, remove, rss_mib, scratch, set_version, wait_until
+from bench.common import make_app, make_tree, remove, scratch, set_version
 from bench.config import Settings
 from bench.ours import Ours
+from tests.kit.procs import rss_mib
+from tests.kit.wait import wait_until
 
 ARMED = "for code pushes"
 
@@ -40,8 +42,9 @@ def run(cfg: Settings, log: Any) -> list[dict[str, Any]]:
                 c = Ours(tmp, tree / "app")
                 try:
                     c.start()
+                    # Both waits are measured: poll finely.
                     armed = wait_until(
-                        lambda c=c: ARMED in c.log() and time.monotonic(), 300, "armed"
+                        lambda c=c: ARMED in c.log() and time.monotonic(), 300, "armed", 0.02
                     )
                     wait_until(c.ready, 120, "running")
                     time.sleep(1.0)
@@ -59,6 +62,7 @@ def run(cfg: Settings, log: Any) -> list[dict[str, Any]]:
                         ),
                         120,
                         "the reload",
+                        0.02,
                     )
                     picked = time.monotonic() - t1
                     time.sleep(cfg.settle)  # a straggling second reload would have begun by now

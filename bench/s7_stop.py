@@ -7,10 +7,12 @@ import time
 from typing import Any, Optional
 
 from bench.alternatives import Supervisord
-from bench.common import get, kill_pids, make_app, marked_pids, remove, scratch
+from bench.common import make_app, marked_pids, remove, scratch
 from bench.config import Settings
 from bench.contenders import served
 from bench.ours import Ours
+from tests.kit.net import try_get
+from tests.kit.procs import kill_pids
 
 LEFTOVER_WAIT = 3.0  # seconds after the stop returned for processes to go
 
@@ -34,8 +36,8 @@ def run(cfg: Settings, log: Any) -> list[dict[str, Any]]:
                         slow = None
                         if case == "in-flight":
                             slow = threading.Thread(
-                                target=lambda result=result, port=nginx.port: result.update(
-                                    r=get(port, "/slow?s=2", timeout=60)
+                                target=lambda result=result, address=nginx.address: result.update(
+                                    r=try_get(address, "/slow?s=2", timeout=60)
                                 )
                             )
                             slow.start()
