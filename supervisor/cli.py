@@ -14,20 +14,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 from supervisor import __version__
+from supervisor.exitcodes import Exit
+from supervisor.lifecycle.samples import Stats
+from supervisor.lifecycle.states import TROUBLE_STATES, State
 from supervisor.spec.load import SpecError, load_spec
 from supervisor.spec.model import Spec, runtime_paths
-from supervisor.status import ago, read_state
-from supervisor.uwsgi.control import (
-    FifoNotReady,
-    Stats,
-    parse_stats,
-    read_stats_raw,
-    write_fifo_retry,
-)
-
-EX_CONFIG = 78  # sysexits: bad configuration; the unit's RestartPreventExitStatus
-EX_UNAVAILABLE = 69
-EX_TEMPFAIL = 75
+from supervisor.status import StateDoc, ago, read_state
+from supervisor.uwsgi.command import build_command, chain_refusal, chain_reload_loads_new_code
+from supervisor.uwsgi.fifo import FifoNotReady, write_fifo_retry
+from supervisor.uwsgi.stats import parse_stats, read_stats_raw
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -35,15 +30,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return Exit.USAGE
     try:
         code: int = args.func(args)
         return code
     except SpecError as exc:
         print(str(exc), file=sys.stderr)
-        return EX_CONFIG
+        return Exit.CONFIG
     except KeyboardInterrupt:
-        return 130
+        return Exit.INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,8 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from supervisor.uwsgi.command import build_command
-
     spec = load_spec(args.spec)
     if not args.quiet:
         cmd = build_command(spec, runtime_paths(spec).instance("1"))
@@ -114,12 +107,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from supervisor.logs import Logger
     from supervisor.loop import run
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec)  # the one load: the loop takes this Spec
     log = Logger(spec.name)
     # watchdog logs a harmless race at ERROR when a watch is moved (every
     # release flip); our watcher reports what matters itself.
     logging.getLogger("watchdog").setLevel(logging.CRITICAL)
-    return run(spec.path, log)
+    return run(spec, log)
 
 
 def supervisor_pid(spec: Spec) -> Optional[int]:
@@ -150,15 +143,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         doc: dict[str, Any] = {"supervisor": state, "supervisor_running": pid is not None}
         doc["uwsgi"] = raw
         print(json.dumps(doc, indent=2, sort_keys=True))
-        return 0 if raw is not None else 3
+        return Exit.OK if raw is not None else Exit.NOT_RUNNING
     if state is not None:
-        print(f"supervisor: pid {pid}, {state.get('state')}: {state.get('status')}")
-        if state.get("reload_refused"):
+        print(f"supervisor: pid {pid}, {state['state']}: {state['status']}")
+        if state["reload_refused"]:
             print(f"  {state['reload_refused']}")
-        reload = state.get("last_reload")
+        reload = state["last_reload"]
         if reload:
             print(f"  last reload {ago(time.time() - reload['at'])}: {reload['reason']}")
-        if state.get("state") in ("backoff", "fatal", "starting") and state.get("uwsgi_tail"):
+        if State(state["state"]) in TROUBLE_STATES and state["uwsgi_tail"]:
             print("  uWSGI's last lines:")
             for line in state["uwsgi_tail"]:
                 print(f"    {line}")
@@ -166,12 +159,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"supervisor: not running for {spec.name} ({paths.root})")
     if raw is None:
         print(f"uWSGI: not running (no answer on {paths.stats})")
-        return 3
+        return Exit.NOT_RUNNING
     print_stats(parse_stats(raw), state)
-    return 0
+    return Exit.OK
 
 
-def print_stats(stats: Stats, state: Optional[dict[str, Any]]) -> None:
+def print_stats(stats: Stats, state: Optional[StateDoc]) -> None:
     gen = f", generation {state['generation']}" if state else ""
     print(
         f"uWSGI {stats.version}: master pid {stats.pid}, {stats.serving_workers}/"
@@ -195,43 +188,48 @@ def cmd_reload(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     paths = runtime_paths(spec)
     pid = supervisor_pid(spec)
+    if args.chain and not chain_reload_loads_new_code(spec):
+        print(f"uwsgi-supervisor: {chain_refusal(spec)}", file=sys.stderr)
+        return Exit.CONFIG
     if pid is None:
         command = "c" if args.chain else "r"
         try:
             write_fifo_retry(paths.master_fifo, command)
         except (FifoNotReady, OSError) as exc:
             print(f"uwsgi-supervisor: cannot reload {spec.name}: {exc}", file=sys.stderr)
-            return EX_UNAVAILABLE
+            return Exit.UNAVAILABLE
         print(f"wrote '{command}' to {paths.master_fifo}")
         return 0
-    before = (read_state(paths.state) or {}).get("reload_done", {}).get("seq", 0)
+    before_doc = read_state(paths.state)
+    before = before_doc["reload_done"]["seq"] if before_doc else 0
     os.kill(pid, signal.SIGUSR2 if args.chain else signal.SIGHUP)
     if not args.wait:
         return 0
     timeout = args.timeout if args.timeout is not None else spec.reload_timeout + 30
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done = (read_state(paths.state) or {}).get("reload_done") or {}
-        if done.get("seq", 0) > before:
-            stream = sys.stdout if done.get("ok") else sys.stderr
-            print(done.get("message", ""), file=stream)
-            return 0 if done.get("ok") else 1
+        doc = read_state(paths.state)
+        done = doc["reload_done"] if doc else None
+        if done is not None and done["seq"] > before:
+            print(done["message"], file=sys.stdout if done["ok"] else sys.stderr)
+            return Exit.OK if done["ok"] else 1
         time.sleep(0.1)
     print(
         f"uwsgi-supervisor: reload of {spec.name} not finished after {timeout:g}s", file=sys.stderr
     )
-    return EX_TEMPFAIL
+    return Exit.TEMPFAIL
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from supervisor import render
+    from supervisor.render import render_nginx
+    from supervisor.systemd.unit import render_unit_dropin
 
     spec = load_spec(args.spec)
     try:
-        renderer = render.render_nginx if args.what == "nginx" else render.render_unit_dropin
+        renderer = render_nginx if args.what == "nginx" else render_unit_dropin
         text = renderer(spec)
     except ValueError as exc:
         print(f"{args.spec}: cannot render the {args.what} file: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        return Exit.CONFIG
     sys.stdout.write(text)
     return 0

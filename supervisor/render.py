@@ -1,6 +1,7 @@
-"""Render the nginx include and the systemd drop-in that go with a Spec.
+"""Render the nginx include that puts a Spec's app at its mount.
 
-Both are text for people to install; nothing here touches the system.
+Text for people to install; nothing here touches the system. The systemd
+drop-in is rendered by `supervisor.systemd.unit`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import re
 from typing import Optional
 
 from supervisor.spec.model import Spec
-from supervisor.spec.values import check_name
+from supervisor.spec.values import URL_PATH, check_name
+from supervisor.text import UNSAFE, comment
 
 # nginx's own default for uwsgi_read_timeout, in seconds.
 NGINX_READ_TIMEOUT = 60
@@ -23,26 +25,13 @@ HARAKIRI_MARGIN = 30
 # uwsgi_pass expand them) and nginx has no escape for it; control characters
 # have no business in a path.
 _BARE = re.compile(r"[A-Za-z0-9/_.:@%+=,~-]+")
-_UNSAFE = re.compile(r"[$\x00-\x1f\x7f]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# A URL path nginx can match as a location prefix without quoting. nginx
-# matches locations against the decoded URI, so no %-escapes here.
-_URL_PATH = re.compile(r"/[A-Za-z0-9/_.~+@,-]*")
-
-
 def _name(spec: Spec) -> str:
-    return check_name(spec.name)  # it names the include and the unit
-
-
-def _comment(text: object) -> str:
-    """Text safe inside a `#` comment line: a newline would end the comment."""
-    s = str(text)
-    return repr(s) if _CONTROL.search(s) else s
+    return check_name(spec.name)  # it names the include
 
 
 def nginx_value(text: str) -> str:
     """One nginx directive argument: bare when safe, else double-quoted."""
-    if _UNSAFE.search(text):
+    if UNSAFE.search(text):
         raise ValueError(f"cannot be written into nginx's config: {text!r}")
     if _BARE.fullmatch(text):
         return text
@@ -51,7 +40,7 @@ def nginx_value(text: str) -> str:
 
 def _url_prefix(text: str, what: str) -> str:
     """A location prefix ending in "/": without it `/static` matches `/static../x`."""
-    if not _URL_PATH.fullmatch(text) or "/../" in text + "/" or "/./" in text + "/":
+    if not URL_PATH.fullmatch(text) or "/../" in text + "/" or "/./" in text + "/":
         raise ValueError(f"{what}: not a plain URL path: {text!r}")
     return text.rstrip("/") + "/"
 
@@ -77,7 +66,7 @@ def nginx_read_timeout(spec: Spec) -> int:
 def _header(spec: Spec) -> list[str]:
     lines = [
         f"# nginx locations for the uwsgi-supervisor app {_name(spec)},",
-        f"# rendered from {_comment(spec.path)} by `uwsgi-supervisor render nginx`:",
+        f"# rendered from {comment(spec.path)} by `uwsgi-supervisor render nginx`:",
         "# render it again after changing the spec.",
         "#",
         "# Not a whole config: include it inside your own server { ... } block,",
@@ -166,37 +155,4 @@ def _static_locations(spec: Spec) -> list[str]:
 def render_nginx(spec: Spec) -> str:
     """The nginx include (location blocks) that serves the spec's app."""
     lines = [*_header(spec), "", *_mount_locations(spec), *_static_locations(spec)]
-    return "\n".join(lines) + "\n"
-
-
-def _unit_value(text: str) -> str:
-    if _UNSAFE.search(text) or not text.strip() or text != text.strip():
-        raise ValueError(f"cannot be written into a systemd unit: {text!r}")
-    return text.replace("%", "%%")  # systemd expands %-specifiers
-
-
-def render_unit_dropin(spec: Spec) -> str:
-    """The systemd drop-in that runs the spec's app as its user and group."""
-    unit = f"uwsgi-supervisor@{_name(spec)}.service"
-    lines = [
-        f"# systemd drop-in for {unit}, rendered from {_comment(spec.path)}",
-        "# by `uwsgi-supervisor render unit`.",
-        f"# Install as /etc/systemd/system/{unit}.d/override.conf, then run",
-        f"#     systemctl daemon-reload && systemctl restart {unit}",
-        "[Service]",
-    ]
-    if spec.user:
-        lines.append(f"User={_unit_value(spec.user)}")
-    if spec.group:
-        lines.append(f"Group={_unit_value(spec.group)}")
-    elif spec.user:
-        lines += ["# Empty: the user's own group, not the one the unit sets.", "Group="]
-    if spec.uwsgi.socket.is_unix and spec.nginx.group and spec.nginx.group != spec.group:
-        lines += [
-            f"# The app socket is handed to group {spec.nginx.group!r} so nginx can",
-            "# connect; a user may only chown a file to a group it belongs to.",
-            f"SupplementaryGroups={_unit_value(spec.nginx.group)}",
-        ]
-    if not (spec.user or spec.group):
-        lines.append("# No user in the spec: the service keeps the unit's own user.")
     return "\n".join(lines) + "\n"

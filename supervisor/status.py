@@ -1,16 +1,79 @@
-"""Human status lines and the state file the CLI reads."""
+"""What the supervisor shows people: the STATUS line and the state file.
+
+`Snapshot` is everything a status needs, taken from the machine and the
+controller at one moment; `status_line` and `state_doc` only read it. The
+state file has one typed schema (`StateDoc`), written by the publisher and
+read by the CLI.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional, TypedDict
 
-from supervisor.lifecycle.machine import Machine
+from supervisor.lifecycle.samples import Stats
 from supervisor.lifecycle.states import State
+
+
+class ReloadVerdict(TypedDict):
+    """The outcome of the last reload asked for by command or signal (`reload --wait`)."""
+
+    seq: int  # counts requests; `reload` waits for a larger one than it saw
+    ok: bool
+    message: str
+
+
+class LastReload(TypedDict):
+    at: float  # wall-clock time (time.time())
+    reason: str
+
+
+class StateDoc(TypedDict):
+    """The state file (state.json in the runtime dir)."""
+
+    name: str
+    supervisor_pid: int
+    state: str  # a State value
+    status: str  # the STATUS line
+    uwsgi_pid: Optional[int]
+    watching: Optional[str]  # "inotify", "polling", or None when not watching
+    generation: int
+    crashes: int
+    next_try_in: Optional[float]  # seconds, in backoff
+    last_exit: Optional[str]
+    last_error: Optional[str]  # while not running: why uWSGI failed
+    last_reload: Optional[LastReload]
+    reload_refused: Optional[str]
+    reload_done: ReloadVerdict
+    uwsgi_tail: list[str]  # uWSGI's last lines while not running
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The supervisor at one moment, as status lines and the state file see it."""
+
+    name: str
+    state: State
+    processes: int  # workers the spec asks for
+    generation: int
+    crashes: int
+    deadline: Optional[float]  # monotonic; in backoff, the next try
+    stats: Optional[Stats]  # the serving master's last sample
+    reload_mode: Optional[str]  # the reload under way
+    reload_reason: Optional[str]
+    old_pids: frozenset[int]  # workers from before the reload under way
+    last_reload: Optional[tuple[float, str]]  # (wall time, reason)
+    last_exit: Optional[str]
+    uwsgi_pid: Optional[int]
+    watching: Optional[str]
+    error: Optional[str]  # why uWSGI last failed
+    tail: tuple[str, ...]  # uWSGI's last lines
+    refused: Optional[str]  # why the last reload was refused
+    verdict: ReloadVerdict
 
 
 def ago(seconds: float) -> str:
@@ -23,47 +86,72 @@ def ago(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days ago"
 
 
-def status_line(m: Machine, now: float, error: Optional[str], refused: Optional[str]) -> str:
+def status_line(s: Snapshot, now: float, wall: float) -> str:
     """One line a person reads in `systemctl status` (sent as STATUS=)."""
-    stats = m.last_stats
-    total = m.spec.uwsgi.processes
+    stats = s.stats
+    total = s.processes
     serving = stats.serving_workers if stats else 0
-    if m.state is State.RUNNING:
+    if s.state is State.RUNNING:
         line = f"serving: {serving}/{total} workers"
         if stats is not None:
             line += f", {stats.requests} requests"
-        line += f", generation {m.generation}"
-        if m.last_reload is not None:
-            at, reason = m.last_reload
-            line += f", last reload {ago(time.time() - at)} ({reason})"
-    elif m.state is State.STARTING:
+        line += f", generation {s.generation}"
+        if s.last_reload is not None:
+            at, reason = s.last_reload
+            line += f", last reload {ago(max(0.0, wall - at))} ({reason})"
+    elif s.state is State.STARTING:
         line = f"starting: {serving}/{total} workers serving"
-    elif m.state is State.RELOADING and m.reload is not None:
+    elif s.state is State.RELOADING and s.reload_mode is not None:
         fresh = (
-            sum(1 for w in stats.workers if w.pid not in m.old_pids and w.serving) if stats else 0
+            sum(1 for w in stats.workers if w.pid not in s.old_pids and w.serving) if stats else 0
         )
         line = (
-            f"reloading ({m.reload.mode}): {fresh}/{total} workers on new code ({m.reload.reason})"
+            f"reloading ({s.reload_mode}): {fresh}/{total} workers on new code ({s.reload_reason})"
         )
-    elif m.state is State.BACKOFF:
-        wait = max(0.0, (m.deadline or now) - now)
-        line = f"backoff: crash {m.crashes}, retrying in {wait:.1f} s"
-        if error:
-            line += f": {error}"
-    elif m.state is State.STOPPING:
+    elif s.state is State.BACKOFF:
+        wait = max(0.0, (s.deadline or now) - now)
+        line = f"backoff: crash {s.crashes}, retrying in {wait:.1f} s"
+        if s.error:
+            line += f": {s.error}"
+    elif s.state is State.STOPPING:
         line = "stopping: waiting for uWSGI to finish in-flight requests"
-    elif m.state is State.FATAL:
-        line = f"gave up after {m.crashes - 1} restarts"
-        if error:
-            line += f": {error}"
+    elif s.state is State.FATAL:
+        line = f"gave up after {s.crashes - 1} restarts"
+        if s.error:
+            line += f": {s.error}"
     else:
-        line = m.state.value
-    if refused and m.state in (State.RUNNING, State.RELOADING):
-        line += f"; {refused}"
+        line = s.state.value
+    if s.refused and s.state in (State.RUNNING, State.RELOADING):
+        line += f"; {s.refused}"
     return line
 
 
-def write_state(path: Path, doc: dict[str, Any]) -> None:
+def state_doc(s: Snapshot, status: str, now: float, pid: int) -> StateDoc:
+    """The state file's document for a snapshot."""
+    running = s.state is State.RUNNING
+    backoff = s.state is State.BACKOFF and s.deadline is not None
+    return StateDoc(
+        name=s.name,
+        supervisor_pid=pid,
+        state=s.state.value,
+        status=status,
+        uwsgi_pid=s.uwsgi_pid,
+        watching=s.watching,
+        generation=s.generation,
+        crashes=s.crashes,
+        next_try_in=max(0.0, (s.deadline or now) - now) if backoff else None,
+        last_exit=s.last_exit,
+        last_error=None if running else s.error,
+        last_reload=LastReload(at=s.last_reload[0], reason=s.last_reload[1])
+        if s.last_reload
+        else None,
+        reload_refused=s.refused,
+        reload_done=s.verdict,
+        uwsgi_tail=[] if running else list(s.tail[-10:]),
+    )
+
+
+def write_state(path: Path, doc: StateDoc) -> None:
     """Replace the state file atomically (readers never see half a document)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-")
     with os.fdopen(fd, "w") as f:
@@ -71,10 +159,13 @@ def write_state(path: Path, doc: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def read_state(path: Path) -> Optional[dict[str, Any]]:
+def read_state(path: Path) -> Optional[StateDoc]:
+    """The state file's document, or None if there is none (or it is unreadable)."""
     try:
         with open(path) as f:
             doc = json.load(f)
     except (OSError, ValueError):
         return None
-    return doc if isinstance(doc, dict) else None
+    if not isinstance(doc, dict) or not isinstance(doc.get("reload_done"), dict):
+        return None
+    return doc  # type: ignore[return-value]  # written by state_doc

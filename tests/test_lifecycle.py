@@ -121,7 +121,8 @@ def test_import_failure_backs_off_names_the_error_and_recovers(short_tmp: Path) 
         assert delays[:4] == [0.0, 0.2, 0.4, 0.8], delays
         statuses = [f.get("STATUS", "") for f in sup.notify.poll()]
         assert any(
-            s.startswith("backoff: crash") and "ModuleNotFoundError: No module named" in s
+            s.startswith("backoff: crash")
+                and "ModuleNotFoundError in blog.py line 1: No module named" in s
             for s in statuses
         ), statuses
         status = sup.cli("status", str(sup.spec))

@@ -2,103 +2,33 @@
 
 from __future__ import annotations
 
-import signal
-from dataclasses import replace
-from pathlib import Path
-
 import pytest
+from fakes import FakeController, make_machine, make_spec, stats
 
+from supervisor.exitcodes import Exit
 from supervisor.lifecycle.backoff import restart_delay
-from supervisor.lifecycle.machine import EXIT_GAVE_UP, Machine
-from supervisor.lifecycle.states import TRANSITIONS, IllegalTransition, State, check_transition
-from supervisor.spec.model import Address, AppSpec, BackoffSpec, RestartSpec, Spec, UwsgiSpec
-from supervisor.uwsgi.control import Stats, Worker
+from supervisor.lifecycle.machine import Machine
+from supervisor.lifecycle.states import (
+    TRANSITIONS,
+    IllegalTransition,
+    State,
+    StopIntent,
+    check_transition,
+)
+from supervisor.spec.model import BackoffSpec, ReloadMode, Spec
 
 
-class FakeController:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-        self.fifo_ok = True
-        self.logs: list[str] = []
-        self.exit_code: int | None = None
-
-    def spawn(self) -> None:
-        self.calls.append("spawn")
-
-    def send_fifo(self, command: str) -> bool:
-        self.calls.append(f"fifo {command}" if self.fifo_ok else f"fifo {command} (no reader)")
-        return self.fifo_ok
-
-    def signal_master(self, sig: int) -> None:
-        self.calls.append(f"signal {signal.Signals(sig).name}")
-
-    def kill_instance(self) -> None:
-        self.calls.append("kill")
-
-    def reap_leftovers(self) -> None:
-        self.calls.append("reap")
-
-    def spawn_next(self) -> None:
-        self.calls.append("spawn next")
-
-    def promote_next(self) -> None:
-        self.calls.append("promote next")
-
-    def abort_next(self) -> None:
-        self.calls.append("abort next")
-
-    def notify_ready(self) -> None:
-        self.calls.append("READY")
-
-    def notify_reloading(self) -> None:
-        self.calls.append("RELOADING")
-
-    def notify_stopping(self) -> None:
-        self.calls.append("STOPPING")
-
-    def log(self, message: str) -> None:
-        self.logs.append(message)
-
-    def wall(self) -> float:
-        return 1_800_000_000.0
-
-    def exit(self, code: int) -> None:
-        self.calls.append(f"exit {code}")
-        self.exit_code = code
-
-
-def make_spec(**restart: object) -> Spec:
-    return Spec(
-        path=Path("/etc/uwsgi-supervisor/t.yaml"),
-        name="t",
-        app=AppSpec("blog", "app", False, Path("/srv/blog")),
-        uwsgi=UwsgiSpec(binary="/usr/bin/uwsgi", socket=Address(path=Path("/run/t/app.sock"))),
-        runtime_dir=Path("/run/t"),
-        restart=replace(RestartSpec(), **restart),  # type: ignore[arg-type]
-    )
-
-
-def stats(*pids: int, serving: bool = True) -> Stats:
-    workers = tuple(
-        Worker(i + 1, pid, serving, "idle", 0, 0, 0, 0, 1, 1 if serving else 0)
-        for i, pid in enumerate(pids)
-    )
-    return Stats(pid=100, version="2.0.31", listen_queue=0, workers=workers, raw={})
-
-
-def running(spec: Spec | None = None) -> tuple[Machine, FakeController]:
-    ctl = FakeController()
-    m = Machine(spec or make_spec(), ctl, rand=lambda: 0.5)
+def running(spec: Spec | None = None) -> tuple[Machine, FakeController, list[str]]:
+    m, ctl, logs = make_machine(spec)
     m.start(0.0)
     m.stats(0.5, stats(11, 12))
     assert m.state is State.RUNNING
     ctl.calls.clear()
-    return m, ctl
+    return m, ctl, logs
 
 
 def test_ready_only_when_every_worker_serves() -> None:
-    ctl = FakeController()
-    m = Machine(make_spec(), ctl)
+    m, ctl, logs = make_machine()
     m.start(0.0)
     m.stats(0.1, stats(11, 12, serving=False))
     assert m.state is State.STARTING and "READY" not in ctl.calls
@@ -107,13 +37,13 @@ def test_ready_only_when_every_worker_serves() -> None:
     m.stats(0.3, stats(11, 12))
     assert m.state is State.RUNNING
     assert ctl.calls == ["spawn", "READY"]
-    assert ctl.logs[-1] == "starting -> running (2 workers serving)"
+    assert logs[-1] == "starting -> running (2 workers serving)"
 
 
 def test_backoff_schedule_with_fake_clock() -> None:
     """First restart immediate, then initial * factor**n capped at max (jitter 0 here)."""
     spec = make_spec(backoff=BackoffSpec(initial=0.1, max=1.0, factor=2.0, jitter=0.0))
-    m, ctl = running(spec)
+    m, ctl, logs = running(spec)
     now = 1.0
     delays = []
     for _ in range(7):
@@ -141,7 +71,7 @@ def test_jitter_spreads_delays_within_bounds() -> None:
 
 def test_crash_count_resets_after_healthy_running() -> None:
     spec = make_spec(reset_after=60.0, backoff=BackoffSpec(jitter=0.0))
-    m, _ = running(spec)
+    m, _, _ = running(spec)
     m.child_exited(1.0, "killed by SIGKILL")
     m.tick(1.0)
     m.stats(1.5, stats(21, 22))
@@ -155,18 +85,18 @@ def test_crash_count_resets_after_healthy_running() -> None:
 
 
 def test_gives_up_after_max_attempts_and_exits_nonzero() -> None:
-    m, ctl = running(make_spec(max_attempts=2))
+    m, ctl, logs = running(make_spec(max_attempts=2))
     for t in (1.0, 2.0):
         m.child_exited(t, "exit status 22")
         m.tick(m.deadline or t)
     m.child_exited(3.0, "exit status 22")
     assert m.state is State.FATAL
-    assert ctl.exit_code == EXIT_GAVE_UP
+    assert m.exit_code == Exit.UNAVAILABLE
     assert not m.watchdog_ok(3.0, 5.0)
 
 
 def test_graceful_stop_escalates_q_then_sigint_then_sigkill() -> None:
-    m, ctl = running()
+    m, ctl, logs = running()
     m.request_stop(10.0)
     assert ctl.calls == ["abort next", "STOPPING", "fifo q"]
     m.tick(10.0 + m.spec.stop_timeout - 0.01)
@@ -176,12 +106,12 @@ def test_graceful_stop_escalates_q_then_sigint_then_sigkill() -> None:
     m.tick(10.0 + m.spec.stop_timeout + 5.0)
     assert ctl.calls[-1] == "kill"
     m.child_exited(46.0, "killed by SIGKILL")
-    assert m.state is State.STOPPED and ctl.exit_code == 0
+    assert m.state is State.STOPPED and m.exit_code == Exit.OK
     assert "signal SIGTERM" not in ctl.calls  # SIGTERM is a brutal reload on uWSGI 2.0
 
 
 def test_fifo_without_reader_is_retried() -> None:
-    m, ctl = running()
+    m, ctl, logs = running()
     ctl.fifo_ok = False
     m.request_stop(1.0)
     assert m.fifo_due == "q"
@@ -193,8 +123,8 @@ def test_fifo_without_reader_is_retried() -> None:
 
 
 def test_reload_completes_only_when_every_worker_is_new() -> None:
-    m, ctl = running()
-    m.request_reload(5.0, "graceful", "blog.py changed")
+    m, ctl, logs = running()
+    m.request_reload(5.0, ReloadMode.GRACEFUL, "blog.py changed")
     assert m.state is State.RELOADING
     assert ctl.calls == ["RELOADING", "fifo r"]
     m.stats(5.5, stats(11, 41))  # one old worker still serving
@@ -204,20 +134,20 @@ def test_reload_completes_only_when_every_worker_is_new() -> None:
     m.stats(5.7, stats(41, 42))
     assert m.state is State.RUNNING
     assert ctl.calls[-1] == "READY"
-    assert m.generation == 2 and m.last_reload == (1_800_000_000.0, "blog.py changed")
+    assert m.generation == 2 and m.last_reload == (5.7, "blog.py changed")
 
 
 def test_chain_reload_uses_c() -> None:
-    m, ctl = running()
-    m.request_reload(1.0, "chain", "x")
+    m, ctl, logs = running()
+    m.request_reload(1.0, ReloadMode.CHAIN, "x")
     assert ctl.calls == ["RELOADING", "fifo c"]
 
 
 def test_reloads_during_a_reload_coalesce_into_exactly_one_more() -> None:
-    m, ctl = running()
-    m.request_reload(1.0, "graceful", "a.py changed")
+    m, ctl, logs = running()
+    m.request_reload(1.0, ReloadMode.GRACEFUL, "a.py changed")
     for name in ("b", "c", "d"):
-        m.request_reload(1.1, "graceful", f"{name}.py changed")
+        m.request_reload(1.1, ReloadMode.GRACEFUL, f"{name}.py changed")
     m.stats(1.5, stats(41, 42))
     assert m.state is State.RELOADING  # the queued one started at once
     assert m.reload is not None and m.reload.reason == "d.py changed"
@@ -227,30 +157,29 @@ def test_reloads_during_a_reload_coalesce_into_exactly_one_more() -> None:
 
 
 def test_reload_deadline_falls_back_to_full_restart() -> None:
-    m, ctl = running()
-    m.request_reload(1.0, "chain", "broken.py changed")
+    m, ctl, logs = running()
+    m.request_reload(1.0, ReloadMode.CHAIN, "broken.py changed")
     m.tick(1.0 + m.spec.reload_timeout)
-    assert m.state is State.STOPPING and m.stop_intent == "restart"
-    assert any("falling back to a full restart" in line for line in ctl.logs)
+    assert m.state is State.STOPPING and m.stop_intent is StopIntent.RESTART
+    assert any("falling back to a full restart" in line for line in logs)
     m.child_exited(2.0 + m.spec.reload_timeout, "exit status 0")
     assert m.state is State.STARTING and ctl.calls[-1] == "spawn"
     assert "STOPPING" not in ctl.calls  # a restart is not a service stop
 
 
 def test_code_change_during_backoff_tries_at_once() -> None:
-    m, ctl = running()
+    m, ctl, logs = running()
     for t in (1.0, 1.0, 1.0):
         m.child_exited(t, "exit status 22")
         if m.state is State.BACKOFF and m.crashes < 3:
             m.tick(m.deadline or t)
     assert m.state is State.BACKOFF and (m.deadline or 0) > 1.0
-    m.request_reload(1.05, "graceful", "blog.py changed")
+    m.request_reload(1.05, ReloadMode.GRACEFUL, "blog.py changed")
     assert m.state is State.STARTING
 
 
 def test_start_timeout_kills_and_counts_as_crash() -> None:
-    ctl = FakeController()
-    m = Machine(make_spec(), ctl)
+    m, ctl, _ = make_machine()
     m.start(0.0)
     m.tick(m.spec.start_timeout)
     assert ctl.calls[-1] == "kill"
@@ -259,7 +188,7 @@ def test_start_timeout_kills_and_counts_as_crash() -> None:
 
 
 def test_watchdog_only_while_stats_answer() -> None:
-    m, _ = running()
+    m, _, _ = running()
     assert m.watchdog_ok(1.0, stale_after=3.0)
     assert not m.watchdog_ok(4.0, stale_after=3.0)  # master hung: no stats since 0.5
     m.stats(4.0, stats(11, 12))
@@ -276,8 +205,8 @@ def test_transition_table_is_checked() -> None:
 
 
 def test_swap_promotes_only_a_fully_serving_candidate() -> None:
-    m, ctl = running()
-    m.request_reload(1.0, "swap", "blog.py changed")
+    m, ctl, logs = running()
+    m.request_reload(1.0, ReloadMode.SWAP, "blog.py changed")
     assert ctl.calls == ["RELOADING", "spawn next"]
     m.next_stats(1.2, stats(51, 52, serving=False))
     assert m.state is State.RELOADING
@@ -287,8 +216,8 @@ def test_swap_promotes_only_a_fully_serving_candidate() -> None:
 
 
 def test_swap_candidate_that_dies_never_replaces_the_old_master() -> None:
-    m, ctl = running()
-    m.request_reload(1.0, "swap", "broken push")
+    m, ctl, logs = running()
+    m.request_reload(1.0, ReloadMode.SWAP, "broken push")
     m.next_exited(1.5, "exit status 22 (no app loaded)", "SyntaxError: invalid syntax")
     assert m.state is State.RUNNING and m.generation == 1
     assert ctl.calls[-2:] == ["abort next", "READY"]
@@ -296,8 +225,8 @@ def test_swap_candidate_that_dies_never_replaces_the_old_master() -> None:
 
 
 def test_swap_deadline_keeps_the_old_master() -> None:
-    m, ctl = running()
-    m.request_reload(1.0, "swap", "slow start")
+    m, ctl, logs = running()
+    m.request_reload(1.0, ReloadMode.SWAP, "slow start")
     m.tick(1.0 + m.spec.reload_timeout)
     assert m.state is State.RUNNING and "abort next" in ctl.calls
     assert m.swap_failed is not None and "did not serve within" in m.swap_failed

@@ -15,8 +15,9 @@ import pytest
 import yaml
 from nginx import nginx_check
 
-from supervisor.render import nginx_read_timeout, render_nginx, render_unit_dropin
+from supervisor.render import nginx_read_timeout, render_nginx
 from supervisor.spec.model import Address, AppSpec, NginxSpec, Spec, UwsgiSpec
+from supervisor.systemd.unit import render_unit_dropin
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness import SUPERVISOR, Supervised, copy_app, free_port, http_get, spec_yaml, wait_until
 
-from supervisor.uwsgi.control import read_stats_raw
+from supervisor.uwsgi.stats import read_stats_raw
 
 
 def test_module_level_app_is_served_and_check_prints_the_command(short_tmp: Path) -> None:
@@ -98,15 +98,15 @@ def test_reload_without_supervisor_writes_the_fifo(short_tmp: Path) -> None:
         assert sup.proc is not None
         sup.proc.kill()  # uWSGI survives its supervisor's SIGKILL
         sup.proc.wait()
-        r = sup.cli("reload", "--chain", str(sup.spec))
-        assert r.returncode == 0 and "wrote 'c'" in r.stdout, r.stderr
+        r = sup.cli("reload", str(sup.spec))
+        assert r.returncode == 0 and "wrote 'r'" in r.stdout, r.stderr
 
         def new_workers() -> bool:
             doc = read_stats_raw(sup.runtime_dir / "stats.sock")
             now = {w["pid"] for w in doc["workers"]} if doc else set()
             return bool(now) and not now & before
 
-        wait_until(new_workers, 30, "chain-reloaded workers")
+        wait_until(new_workers, 30, "reloaded workers")
 
 
 def test_status_when_not_running_says_so(short_tmp: Path) -> None:

@@ -23,8 +23,8 @@ import pytest
 from supervisor.spec import load as specload
 from supervisor.spec.load import Problem, SpecError, load_spec, parse_duration
 from supervisor.spec.model import (
-    DEFAULT_WATCH_EXCLUDE,
     DEFAULT_WATCH_INCLUDE,
+    NEVER_WATCHED,
     Address,
     AppSpec,
     BackoffSpec,
@@ -226,7 +226,7 @@ def test_full_spec_round_trips(appdir: Path, environ: dict[str, str], tmp_path: 
             enabled=False,
             paths=(appdir / "app", appdir / "other"),
             include=("*.py",),
-            exclude=DEFAULT_WATCH_EXCLUDE + ("*.bak",),
+            exclude=NEVER_WATCHED + ("*.bak",),
             debounce=0.3,
             max_wait=90.0,
             reload="chain",

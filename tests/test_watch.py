@@ -29,7 +29,7 @@ from watchdog.observers.polling import PollingObserver
 from supervisor.codepush.debounce import Batch, Change, Debouncer
 from supervisor.codepush.paths import PathFilter, resolve
 from supervisor.codepush.watcher import CodeWatcher
-from supervisor.spec.model import DEFAULT_WATCH_EXCLUDE, DEFAULT_WATCH_INCLUDE
+from supervisor.spec.model import DEFAULT_WATCH_INCLUDE, NEVER_WATCHED
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT = 15.0  # seconds before a test that expects something gives up
@@ -73,7 +73,7 @@ class Loop:
         w = CodeWatcher(
             paths=paths,
             include=DEFAULT_WATCH_INCLUDE,
-            exclude=DEFAULT_WATCH_EXCLUDE,
+            exclude=NEVER_WATCHED,
             ignore=ignore,
             poll=poll,
             wake=self.wake,
@@ -216,7 +216,7 @@ def sh(script: str, cwd: Path) -> None:
     ],
 )
 def test_filter(rel: str, counts: bool) -> None:
-    f = PathFilter(DEFAULT_WATCH_INCLUDE, DEFAULT_WATCH_EXCLUDE)
+    f = PathFilter(DEFAULT_WATCH_INCLUDE, NEVER_WATCHED)
     assert f.counts(rel) is counts
 
 
@@ -533,13 +533,13 @@ LIMIT_CHILD = textwrap.dedent(
     """
     import json, os, select, sys, time
     from pathlib import Path
-    from supervisor.spec.model import DEFAULT_WATCH_EXCLUDE, DEFAULT_WATCH_INCLUDE
+    from supervisor.spec.model import NEVER_WATCHED, DEFAULT_WATCH_INCLUDE
     from supervisor.codepush.watcher import CodeWatcher
 
     tree = Path(sys.argv[1])
     r, w = os.pipe()
     logs = []
-    watcher = CodeWatcher([tree], DEFAULT_WATCH_INCLUDE, DEFAULT_WATCH_EXCLUDE, [], False,
+    watcher = CodeWatcher([tree], DEFAULT_WATCH_INCLUDE, NEVER_WATCHED, [], False,
                           lambda: os.write(w, b"x"), logs.append, poll_interval=0.2)
     watcher.start()
     backend = watcher.backend

@@ -1,7 +1,8 @@
 """From file changes to a reload: watcher -> debounce -> preflight -> machine.
 
 Lives in the loop's thread. The watcher's observer thread only records
-changes and wakes the loop; `tick(now)` does the rest.
+changes and wakes the loop; `tick(now)` does the rest. The import check's
+end wakes the loop through SIGCHLD, so nothing here needs polling.
 """
 
 from __future__ import annotations
@@ -10,23 +11,23 @@ from typing import Callable, Optional
 
 from supervisor.codepush.debounce import Batch, Debouncer
 from supervisor.codepush.preflight import Preflight
+from supervisor.codepush.watcher import CodeWatcher
 from supervisor.lifecycle.machine import Machine
 from supervisor.lifecycle.states import State
-from supervisor.spec.model import Spec
+from supervisor.spec.model import LiveSpec, ReloadMode, Spec
 from supervisor.uwsgi.command import write_entry
 
 
 class CodePush:
     def __init__(
         self,
-        spec: Spec,
+        live: LiveSpec,
         machine: Machine,
         log: Callable[[str], None],
         wake: Callable[[], None],
     ) -> None:
-        from supervisor.codepush.watcher import CodeWatcher
-
-        self.spec = spec
+        spec = live.spec
+        self.live = live
         self.machine = machine
         self.log = log
         self.debouncer = Debouncer(spec.watch.debounce, spec.watch.max_wait)
@@ -42,9 +43,17 @@ class CodePush:
             wake=wake,
             log=log,
         )
-        self.preflight = Preflight(spec)
+        self.preflight = Preflight()
         self.checking: Optional[Batch] = None
         self.refused: Optional[str] = None
+
+    @property
+    def spec(self) -> Spec:
+        return self.live.spec
+
+    @property
+    def mode(self) -> ReloadMode:
+        return self.spec.watch.reload
 
     def start(self) -> None:
         self.watcher.start()
@@ -56,13 +65,21 @@ class CodePush:
         self.watcher.stop()
 
     def deadline(self) -> Optional[float]:
+        """When `tick` has something to do, if nothing wakes the loop first.
+
+        Never a time that has passed while nothing can be done: a running
+        import check ends with SIGCHLD (so only its timeout is a deadline),
+        and changes that wait for a reload or start to finish wait for the
+        machine's next state, which the loop's own stats polling brings.
+        """
         if self.preflight.running:
-            return min(self.preflight.deadline, self.preflight.started + 0.05)
+            return self.preflight.deadline
+        if self.debouncer.pending and not self._can_act():
+            return None
         return self.debouncer.deadline()
 
-    @property
-    def mode(self) -> str:
-        return self.spec.watch.reload
+    def _can_act(self) -> bool:
+        return self.machine.state in (State.RUNNING, State.BACKOFF)
 
     def tick(self, now: float) -> None:
         changes = self.watcher.drain()
@@ -81,10 +98,10 @@ class CodePush:
             batch = self.debouncer.take()
             # A swap's new master is itself a full import check, under uWSGI:
             # it replaces the old one only once every worker serves.
-            if self.spec.watch.preflight and self.mode != "swap":
+            if self.spec.watch.preflight and self.mode is not ReloadMode.SWAP:
                 self.checking = batch
                 write_entry(self.spec)
-                self.preflight.start(now)
+                self.preflight.start(now, self.spec)
             else:
                 self.machine.request_reload(now, self.mode, batch.reason)
         # STARTING, RELOADING, STOPPING: keep collecting; one reload follows.

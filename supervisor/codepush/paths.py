@@ -16,21 +16,7 @@ from dataclasses import dataclass
 from fnmatch import translate
 from typing import Optional
 
-# Never code, whatever the spec says: bytecode, SQLite's side files, and the
-# temporary files editors and lockers write next to what they save. The spec's
-# exclude list adds to these; it cannot remove them.
-ALWAYS_EXCLUDE = (
-    "__pycache__/*",
-    "*.py[cod]",
-    "*-journal",
-    "*-wal",
-    "*-shm",
-    ".*.sw[a-p]",
-    "*~",
-    ".#*",
-    "#*#",
-    "4913",
-)
+from supervisor.spec.model import NEVER_WATCHED
 
 MAX_SYMLINK_HOPS = 40  # as the kernel's ELOOP limit
 
@@ -53,7 +39,7 @@ class PathFilter:
 
     def __init__(self, include: Sequence[str], exclude: Sequence[str]) -> None:
         self._include = _compile(include)
-        self._exclude = _compile(tuple(ALWAYS_EXCLUDE) + tuple(exclude))
+        self._exclude = _compile(tuple(dict.fromkeys((*NEVER_WATCHED, *exclude))))
 
     def counts(self, rel: str) -> bool:
         """True if a change to `rel` (relative, '/'-separated) is a code change."""

@@ -10,7 +10,6 @@ poll() from the loop until it returns a result.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -19,12 +18,8 @@ from typing import Optional
 
 from supervisor.spec.model import Spec, runtime_paths
 from supervisor.uwsgi.command import INSTANCE_MARK, build_env
+from supervisor.uwsgi.failures import summarize_failure
 from supervisor.uwsgi.runtime import drop_privileges
-
-_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
-_EXC = re.compile(
-    r"^(?P<name>[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)?)(: (?P<msg>.*))?$"
-)
 
 CHECK_CODE = """\
 import runpy, sys
@@ -56,65 +51,45 @@ def interpreter(spec: Spec) -> str:
     return sys.executable
 
 
-def summarize(output: str, chdir: Path) -> str:
-    """Turn a traceback into 'ExcName in file.py line N: message'."""
-    lines = [line for line in output.splitlines() if line.strip()]
-    exc_line = next(
-        (line for line in reversed(lines) if _EXC.match(line) and not line.startswith(" ")), ""
-    )
-    where = ""
-    root = str(chdir.resolve())
-    for line in lines:
-        frame = _FRAME.match(line)
-        if frame:
-            path = frame.group("file")
-            if path.startswith(root) or path.startswith(str(chdir)):
-                rel = os.path.relpath(path, root if path.startswith(root) else str(chdir))
-                where = f" in {rel} line {frame.group('line')}"
-    match = _EXC.match(exc_line)
-    if not match:
-        return (lines[-1] if lines else "import check failed")[:200]
-    name, msg = match.group("name"), match.group("msg") or ""
-    text = f"{name}{where}" + (f": {msg}" if msg else "")
-    return text[:240]
-
-
 class Preflight:
-    def __init__(self, spec: Spec) -> None:
-        self.spec = spec
+    """One import check at a time, in its own process and session."""
+
+    def __init__(self) -> None:
         self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.spec: Optional[Spec] = None  # the spec the running check was started with
         self.started = 0.0
         self.deadline = 0.0
-        self.out_path = runtime_paths(spec).root / "preflight.out"
 
-    def start(self, now: float) -> None:
-        env = build_env(self.spec)
+    def start(self, now: float, spec: Spec) -> None:
+        env = build_env(spec)
         env.pop(INSTANCE_MARK, None)  # not part of any uWSGI instance
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no .pyc behind in the release
-        code = CHECK_CODE.format(
-            chdir=str(self.spec.app.chdir), entry=str(runtime_paths(self.spec).entry)
-        )
-        with open(self.out_path, "wb") as out:
+        paths = runtime_paths(spec)
+        code = CHECK_CODE.format(chdir=str(spec.app.chdir), entry=str(paths.entry))
+        with open(paths.preflight_output, "wb") as out:
             self.proc = subprocess.Popen(
-                [interpreter(self.spec), "-c", code],
-                cwd=str(self.spec.app.chdir),
+                [interpreter(spec), "-c", code],
+                cwd=str(spec.app.chdir),
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                **drop_privileges(self.spec),  # import as uWSGI would: the service user
+                **drop_privileges(spec),  # import as uWSGI would: the service user
             )
+        self.spec = spec
         self.started = now
-        self.deadline = now + self.spec.watch.preflight_timeout
+        self.deadline = now + spec.watch.preflight_timeout
 
     @property
     def running(self) -> bool:
         return self.proc is not None
 
     def poll(self, now: float) -> Optional[PreflightResult]:
-        if self.proc is None:
+        """The result once the check ended or timed out; None while it runs."""
+        if self.proc is None or self.spec is None:
             return None
+        spec = self.spec
         code = self.proc.poll()
         if code is None and now < self.deadline:
             return None
@@ -123,20 +98,17 @@ class Preflight:
             self._kill()
         self.proc = None
         try:
-            output = self.out_path.read_text(errors="replace")
+            output = runtime_paths(spec).preflight_output.read_text(errors="replace")
         except OSError:
             output = ""
         seconds = now - self.started
         if timed_out:
-            return PreflightResult(
-                False,
-                f"import check took longer than {self.spec.watch.preflight_timeout:g}s",
-                output,
-                seconds,
-            )
+            took = f"import check took longer than {spec.watch.preflight_timeout:g}s"
+            return PreflightResult(False, took, output, seconds)
         if code == 0:
             return PreflightResult(True, "", output, seconds)
-        return PreflightResult(False, summarize(output, self.spec.app.chdir), output, seconds)
+        summary = summarize_failure(output.splitlines(), spec.app.chdir) or "import check failed"
+        return PreflightResult(False, summary, output, seconds)
 
     def cancel(self) -> None:
         if self.proc is not None:

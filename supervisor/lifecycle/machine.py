@@ -1,71 +1,51 @@
 """The state machine for one supervised uWSGI master.
 
-Pure logic: every event method takes `now` (monotonic seconds) and acts only
-through the injected Controller, so tests drive it with a fake controller and
-a number for a clock. The loop feeds it events: start, stats samples, child
-exits, reload and stop requests, and ticks when `next_deadline()` passes.
+Pure logic: every event method takes `now` (monotonic seconds), acts on
+processes only through the injected Controller and announces milestones in
+`announcements`, so tests drive it with a fake controller and a number for a
+clock. The loop feeds it events: start, stats samples, child exits, reload
+and stop requests, and ticks when `next_deadline()` passes.
 """
 
 from __future__ import annotations
 
 import random
 import signal
-from dataclasses import dataclass
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional
 
+from supervisor.exitcodes import Exit
 from supervisor.lifecycle.backoff import restart_delay
-from supervisor.lifecycle.states import State, check_transition
-from supervisor.spec.model import Spec
-from supervisor.uwsgi.control import Stats
+from supervisor.lifecycle.effects import Announcement, Controller, ReloadRequest
+from supervisor.lifecycle.samples import Stats
+from supervisor.lifecycle.states import State, StopIntent, check_transition
+from supervisor.spec.model import LiveSpec, ReloadMode, Spec
 
 # How long after SIGINT a master that still has not exited gets SIGKILL.
 KILL_AFTER = 5.0
 # Retry a FIFO write that found no reader (master between execs) this often.
 FIFO_RETRY = 0.05
 
-
-class Controller(Protocol):
-    """What the machine asks of the outside world."""
-
-    def spawn(self) -> None: ...  # start a fresh uWSGI; leftovers already cleared
-    def send_fifo(self, command: str) -> bool: ...  # False: no reader yet, retry
-    def signal_master(self, sig: int) -> None: ...
-    def kill_instance(self) -> None: ...  # SIGKILL the master and its whole process group
-    def reap_leftovers(self) -> None: ...  # master gone: end every process of that instance
-    def spawn_next(self) -> None: ...  # swap: start a second master on a fresh socket
-    def promote_next(self) -> None: ...  # swap: its socket replaces the live one; old retires
-    def abort_next(self) -> None: ...  # swap: end the candidate; the old master keeps serving
-    def notify_ready(self) -> None: ...
-    def notify_reloading(self) -> None: ...
-    def notify_stopping(self) -> None: ...
-    def log(self, message: str) -> None: ...
-    def wall(self) -> float: ...
-    def exit(self, code: int) -> None: ...
-
-
-@dataclass
-class ReloadRequest:
-    mode: str  # "graceful" | "chain" | "swap" | "restart"
-    reason: str
-
-
-FIFO_FOR_MODE = {"graceful": "r", "chain": "c"}
-EXIT_GAVE_UP = 69  # EX_UNAVAILABLE: systemd's Restart= policy takes it from here
+FIFO_FOR_MODE = {ReloadMode.GRACEFUL: "r", ReloadMode.CHAIN: "c"}
 
 
 class Machine:
     def __init__(
-        self, spec: Spec, ctl: Controller, rand: Callable[[], float] = random.random
+        self,
+        live: LiveSpec,
+        ctl: Controller,
+        log: Callable[[str], None],
+        rand: Callable[[], float] = random.random,
     ) -> None:
-        self.spec = spec
+        self.live = live
         self.ctl = ctl
+        self.log = log
         self.rand = rand
         self.state = State.STOPPED
         self.deadline: Optional[float] = None
         self.crashes = 0  # consecutive crashes, reset after restart.reset_after healthy
         self.running_since: Optional[float] = None
         self.generation = 0  # code loads that reached every worker
-        self.last_reload: Optional[tuple[float, str]] = None  # (wall time, reason)
+        self.last_reload: Optional[tuple[float, str]] = None  # (monotonic time, reason)
         self.last_exit: Optional[str] = None
         self.last_stats: Optional[Stats] = None
         self.last_stats_ok: Optional[float] = None
@@ -74,21 +54,44 @@ class Machine:
         self.old_pids: frozenset[int] = frozenset()
         self.fifo_due: Optional[str] = None  # a FIFO command still to be written
         self.fifo_retry_at = 0.0
-        self.stop_intent = "exit"  # what STOPPING leads to: "exit" or "restart"
+        self.stop_intent = StopIntent.EXIT
         self.sigint_sent = False
         self.swap_failed: Optional[str] = None  # why the last swap kept the old master
+        self.announcements: list[Announcement] = []  # taken by the publisher
+        self.exit_code: Optional[int] = None  # set when the supervisor should exit
+
+    @property
+    def spec(self) -> Spec:
+        return self.live.spec
 
     # -- transitions -------------------------------------------------------
 
     def _go(self, now: float, new: State, why: str) -> None:
-        check_transition(self.state, new)
-        self.ctl.log(f"{self.state.value} -> {new.value} ({why})")
+        """The one way the state changes: checked, logged, announced."""
+        old = self.state
+        check_transition(old, new)
+        self.log(f"{old.value} -> {new.value} ({why})")
         self.state = new
+        if new is State.RUNNING:
+            self.announcements.append(Announcement.READY)
+        elif new is State.RELOADING:
+            self.announcements.append(Announcement.RELOADING)
+        elif new is State.STOPPING:
+            # A restart is a reload from systemd's point of view.
+            restart = self.stop_intent is StopIntent.RESTART
+            self.announcements.append(
+                Announcement.RELOADING if restart else Announcement.STOPPING
+            )
+        elif new is State.STOPPED and old is State.BACKOFF:  # no STOPPING came first
+            self.announcements.append(Announcement.STOPPING)
 
     def _spawn(self, now: float) -> None:
-        self.ctl.spawn()
+        self.ctl.spawn(now)
         self.last_stats = None
         self.deadline = now + self.spec.start_timeout
+
+    def _exit(self, code: int) -> None:
+        self.exit_code = code
 
     # -- events --------------------------------------------------------------
 
@@ -111,7 +114,7 @@ class Machine:
             fresh = [w for w in stats.workers if w.pid not in self.old_pids]
             if stats.all_serving and len(fresh) == len(stats.workers):
                 # RELOADING -> RUNNING
-                self._go(now, State.RUNNING, f"{self.reload.mode} reload done")
+                self._go(now, State.RUNNING, f"{self.reload.mode.value} reload done")
                 self._serving(now, reason=self.reload.reason)
         healthy_since = self.running_since if self.state is State.RUNNING else None
         if healthy_since is not None and now - healthy_since >= self.spec.restart.reset_after:
@@ -121,8 +124,8 @@ class Machine:
         """A stats sample of the swap candidate."""
         if self.state is not State.RELOADING or self.reload is None or stats is None:
             return
-        if self.reload.mode == "swap" and stats.all_serving:
-            self.ctl.promote_next()
+        if self.reload.mode is ReloadMode.SWAP and stats.all_serving:
+            self.ctl.promote_next(now)
             self.last_stats = stats
             self.last_stats_ok = now
             self.swap_failed = None
@@ -139,24 +142,23 @@ class Machine:
     def _swap_failed(self, now: float, why: str) -> None:
         self.ctl.abort_next()
         self.swap_failed = f"swap refused: {why}"
-        self.ctl.log(f"{self.swap_failed}; the old master keeps serving")
-        # RELOADING -> RUNNING
-        self._go(now, State.RUNNING, "swap abandoned")
+        self.log(f"{self.swap_failed}; the old master keeps serving")
         self.deadline = None
         self.reload = None
-        self.ctl.notify_ready()
-        if self.pending is not None:
-            request, self.pending = self.pending, None
-            self.request_reload(now, request.mode, request.reason)
+        # RELOADING -> RUNNING
+        self._go(now, State.RUNNING, "swap abandoned")
+        self._run_pending(now)
 
     def _serving(self, now: float, reason: Optional[str]) -> None:
         self.deadline = None
         self.generation += 1
         self.running_since = now
         if reason is not None:
-            self.last_reload = (self.ctl.wall(), reason)
+            self.last_reload = (now, reason)
         self.reload = None
-        self.ctl.notify_ready()
+        self._run_pending(now)
+
+    def _run_pending(self, now: float) -> None:
         if self.pending is not None:
             request, self.pending = self.pending, None
             self.request_reload(now, request.mode, request.reason)
@@ -167,15 +169,15 @@ class Machine:
         self.last_exit = how
         self.fifo_due = None
         if self.state is State.STOPPING:
-            if self.stop_intent == "restart":
+            if self.stop_intent is StopIntent.RESTART:
                 # STOPPING -> STARTING
                 self._go(now, State.STARTING, f"restart: uWSGI stopped ({how})")
                 self._spawn(now)
             else:
+                self.deadline = None
                 # STOPPING -> STOPPED
                 self._go(now, State.STOPPED, f"uWSGI stopped ({how})")
-                self.deadline = None
-                self.ctl.exit(0)
+                self._exit(Exit.OK)
             return
         if self.running_since is not None and now - self.running_since >= (
             self.spec.restart.reset_after
@@ -183,36 +185,36 @@ class Machine:
             self.crashes = 0
         self.crashes += 1
         self.running_since = None
+        # The restart loads the newest code and command line anyway: a reload
+        # queued before the crash would only reload it once more.
+        self.reload = None
+        self.pending = None
         limit = self.spec.restart.max_attempts
         if limit is not None and self.crashes > limit:
-            self._go(now, State.FATAL, f"uWSGI {how}; gave up after {limit} restarts")
             self.deadline = None
-            self.ctl.exit(EXIT_GAVE_UP)
+            self._go(now, State.FATAL, f"uWSGI {how}; gave up after {limit} restarts")
+            self._exit(Exit.UNAVAILABLE)  # systemd's Restart= policy takes it from here
             return
         delay = restart_delay(self.crashes, self.spec.restart.backoff, self.rand)
+        self.deadline = now + delay
         # STARTING/RUNNING/RELOADING -> BACKOFF
         self._go(now, State.BACKOFF, f"uWSGI {how}; crash {self.crashes}, restart in {delay:.2f}s")
-        self.deadline = now + delay
-        if self.reload is not None and self.pending is None:
-            self.pending = None  # the restart loads the newest code anyway
-        self.reload = None
 
-    def request_reload(self, now: float, mode: str, reason: str) -> None:
-        """Load new code (mode graceful/chain) or restart uWSGI (mode restart)."""
+    def request_reload(self, now: float, mode: ReloadMode, reason: str) -> None:
+        """Load new code (graceful, chain, swap) or restart uWSGI (restart)."""
         request = ReloadRequest(mode, reason)
         if self.state is State.RUNNING:
-            if mode == "restart":
-                self._stop(now, intent="restart", why=f"restart: {reason}")
+            if mode is ReloadMode.RESTART:
+                self._stop(now, StopIntent.RESTART, why=f"restart: {reason}")
                 return
-            # RUNNING -> RELOADING
-            self._go(now, State.RELOADING, f"{mode} reload: {reason}")
             self.reload = request
             self.old_pids = frozenset(
                 w.pid for w in (self.last_stats.workers if self.last_stats else ())
             )
-            self.ctl.notify_reloading()
-            if mode == "swap":
-                self.ctl.spawn_next()
+            # RUNNING -> RELOADING
+            self._go(now, State.RELOADING, f"{mode.value} reload: {reason}")
+            if mode is ReloadMode.SWAP:
+                self.ctl.spawn_next(now)
             else:
                 self.fifo_due = FIFO_FOR_MODE[mode]
                 self._write_fifo(now)
@@ -223,37 +225,40 @@ class Machine:
             self._go(now, State.STARTING, f"{reason} during backoff")
             self._spawn(now)
         elif self.state in (State.STARTING, State.RELOADING):
-            if self.pending is not None and self.pending.mode == "restart":
+            if self.pending is not None and self.pending.mode is ReloadMode.RESTART:
                 return
             self.pending = request  # coalesced: exactly one more reload afterwards
-            self.ctl.log(f"{reason}: queued until the current {self.state.value} completes")
+            self.log(f"{reason}: queued until the current {self.state.value} completes")
         else:
-            self.ctl.log(f"{reason}: ignored while {self.state.value}")
+            self.log(f"{reason}: ignored while {self.state.value}")
 
     def request_stop(self, now: float) -> None:
         if self.state in (State.STARTING, State.RUNNING, State.RELOADING):
-            self._stop(now, intent="exit", why="stop requested")
+            self._stop(now, StopIntent.EXIT, why="stop requested")
         elif self.state is State.STOPPING:
-            self.stop_intent = "exit"
+            if self.stop_intent is StopIntent.RESTART:
+                # The restart under way becomes the stop: systemd must hear of it.
+                self.log("stop requested during a restart: stopping instead")
+                self.announcements.append(Announcement.STOPPING)
+            self.stop_intent = StopIntent.EXIT
+            self.pending = None
         elif self.state is State.BACKOFF:
-            # BACKOFF -> STOPPED
-            self.ctl.notify_stopping()
-            self._go(now, State.STOPPED, "stop requested during backoff")
             self.deadline = None
-            self.ctl.exit(0)
+            # BACKOFF -> STOPPED
+            self._go(now, State.STOPPED, "stop requested during backoff")
+            self._exit(Exit.OK)
         elif self.state is State.STOPPED:
-            self.ctl.exit(0)
+            self._exit(Exit.OK)
 
-    def _stop(self, now: float, intent: str, why: str) -> None:
-        # STARTING/RUNNING/RELOADING -> STOPPING
-        self._go(now, State.STOPPING, why)
+    def _stop(self, now: float, intent: StopIntent, why: str) -> None:
         self.ctl.abort_next()
         self.stop_intent = intent
         self.reload = None
-        if intent == "exit":
+        if intent is StopIntent.EXIT:
             self.pending = None
-            self.ctl.notify_stopping()
         self.sigint_sent = False
+        # STARTING/RUNNING/RELOADING -> STOPPING
+        self._go(now, State.STOPPING, why)
         self.fifo_due = "q"
         self._write_fifo(now)
         self.deadline = now + self.spec.stop_timeout
@@ -279,37 +284,37 @@ class Machine:
         elif self.state is State.STARTING:
             serving = self.last_stats.serving_workers if self.last_stats else 0
             total = self.spec.uwsgi.processes
-            self.ctl.log(
+            self.log(
                 f"start timed out after {self.spec.start_timeout:g}s"
                 f" ({serving}/{total} workers serving); killing uWSGI"
             )
             self.ctl.kill_instance()
             self.deadline = now + KILL_AFTER  # child_exited follows
-        elif (
-            self.state is State.RELOADING and self.reload is not None and self.reload.mode == "swap"
-        ):
-            self._swap_failed(
-                now, f"the new master did not serve within {self.spec.reload_timeout:g}s"
-            )
         elif self.state is State.RELOADING and self.reload is not None:
-            self.ctl.log(
-                f"{self.reload.mode} reload did not complete within"
-                f" {self.spec.reload_timeout:g}s; falling back to a full restart"
-            )
-            self._stop(now, intent="restart", why="reload deadline passed")
-        elif self.state is State.STOPPING:
-            if not self.sigint_sent:
-                self.ctl.log(
-                    f"uWSGI still running {self.spec.stop_timeout:g}s after 'q'; sending SIGINT"
+            if self.reload.mode is ReloadMode.SWAP:
+                self._swap_failed(
+                    now, f"the new master did not serve within {self.spec.reload_timeout:g}s"
                 )
-                self.fifo_due = None
-                self.ctl.signal_master(signal.SIGINT)
-                self.sigint_sent = True
-                self.deadline = now + KILL_AFTER
             else:
-                self.ctl.log("uWSGI ignored SIGINT; sending SIGKILL")
-                self.ctl.kill_instance()
-                self.deadline = now + KILL_AFTER
+                self.log(
+                    f"{self.reload.mode.value} reload did not complete within"
+                    f" {self.spec.reload_timeout:g}s; falling back to a full restart"
+                )
+                self._stop(now, StopIntent.RESTART, why="reload deadline passed")
+        elif self.state is State.STOPPING:
+            self._escalate_stop(now)
+
+    def _escalate_stop(self, now: float) -> None:
+        """`q` was not enough: SIGINT, then SIGKILL, each after its timeout."""
+        if not self.sigint_sent:
+            self.log(f"uWSGI still running {self.spec.stop_timeout:g}s after 'q'; sending SIGINT")
+            self.fifo_due = None
+            self.ctl.signal_master(signal.SIGINT)
+            self.sigint_sent = True
+        else:
+            self.log("uWSGI ignored SIGINT; sending SIGKILL")
+            self.ctl.kill_instance()
+        self.deadline = now + KILL_AFTER
 
     def next_deadline(self) -> Optional[float]:
         if self.fifo_due is not None:

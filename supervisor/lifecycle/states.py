@@ -18,7 +18,25 @@ class State(enum.Enum):
     FATAL = "fatal"  # gave up after restart.max_attempts crashes
 
 
+class StopIntent(enum.Enum):
+    """What STOPPING leads to once uWSGI has exited."""
+
+    EXIT = "exit"  # the supervisor stops too
+    RESTART = "restart"  # a fresh uWSGI starts (spec change, failed reload)
+
+
 S = State
+
+# A uWSGI master of ours is alive (it may or may not serve yet).
+UP_STATES = frozenset({S.STARTING, S.RUNNING, S.RELOADING})
+# Its stats socket is worth reading: the machine decides on what it says.
+POLLED_STATES = UP_STATES
+# Readiness is being waited for: stats are read fast, so it is noticed at once.
+WAITING_STATES = frozenset({S.STARTING, S.RELOADING, S.STOPPING})
+# Nothing of ours runs.
+DOWN_STATES = frozenset({S.STOPPED, S.BACKOFF, S.FATAL})
+# `status` shows uWSGI's last lines in these: they explain why it is not serving.
+TROUBLE_STATES = frozenset({S.BACKOFF, S.FATAL, S.STARTING})
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     S.STOPPED: frozenset({S.STARTING}),

@@ -30,14 +30,15 @@ from supervisor.spec.hostchecks import (
     virtualenv_dir,
 )
 from supervisor.spec.model import (
-    DEFAULT_WATCH_EXCLUDE,
     DEFAULT_WATCH_INCLUDE,
+    NEVER_WATCHED,
     OWNED_OPTIONS,
     RELOAD_MODES,
     Address,
     AppSpec,
     BackoffSpec,
     NginxSpec,
+    ReloadMode,
     RestartSpec,
     RuntimePaths,
     Spec,
@@ -149,9 +150,9 @@ def _spec(root: Section, path: Path, env: Mapping[str, str]) -> Spec:
         watch=_watch(root.section("watch", SECTION_KEYS["watch"]), socket),
         restart=_restart(root.section("restart", SECTION_KEYS["restart"])),
         nginx=_nginx(root.section("nginx", SECTION_KEYS["nginx"]), socket),
-        start_timeout=_timeout(root, "start", 60.0),
-        reload_timeout=_timeout(root, "reload", 60.0),
-        stop_timeout=_timeout(root, "stop", 30.0),
+        start_timeout=_timeout(root, "start", Spec.start_timeout),
+        reload_timeout=_timeout(root, "reload", Spec.reload_timeout),
+        stop_timeout=_timeout(root, "stop", Spec.stop_timeout),
     )
 
 
@@ -257,12 +258,12 @@ def _uwsgi(u: Section, runtime_dir: Path, env: Mapping[str, str]) -> UwsgiSpec:
     return UwsgiSpec(
         binary=found,
         socket=socket or Address(path=RuntimePaths(runtime_dir).app_socket),
-        processes=u.get("processes", _at_least(1), 2),
-        threads=u.get("threads", _at_least(1), 1),
+        processes=u.get("processes", _at_least(1), UwsgiSpec.processes),
+        threads=u.get("threads", _at_least(1), UwsgiSpec.threads),
         allow_public_socket=allow_public_socket,
         http=http,
         allow_public_http=allow_public_http,
-        mount=u.get("mount", _from_text(normalise_mount), "/"),
+        mount=u.get("mount", _from_text(normalise_mount), UwsgiSpec.mount),
         options=tuple(
             (name, value)
             for name, values in u.get_pairs("options", _option_name, _option_values)
@@ -285,7 +286,7 @@ _PUBLIC_HTTP = (
 def _listener(u: Section, key: str, allow_key: str, why: str) -> tuple[Optional[Address], bool]:
     """An address and its opt-in; refused when not loopback and not opted in."""
     address = u.get(key, _from_text(parse_address), None, nullable=True)
-    allowed = u.get(allow_key, as_bool, False)
+    allowed = u.get(allow_key, as_bool, False)  # opt-in: off unless said
     if address is not None and not is_loopback(address) and not allowed and u.ok(allow_key):
         u.problem(key, f"{address.for_uwsgi()} listens on {listen_scope(address)}: {why}")
     return address, allowed
@@ -358,16 +359,16 @@ def _watch(w: Section, socket: Optional[Address]) -> WatchSpec:
             "to turn reloading off, set watch.enabled: false",
         )
     extra = w.get_list("exclude", _glob) or ()
-    debounce = w.get("debounce", _duration(), 0.2)
-    max_wait = w.get("max_wait", _duration(), 2.0)
+    debounce = w.get("debounce", _duration(), WatchSpec.debounce)
+    max_wait = w.get("max_wait", _duration(), WatchSpec.max_wait)
     if w.ok("debounce", "max_wait") and max_wait < debounce:
         w.problem(
             "max_wait" if w.has("max_wait") else "debounce",
             f"max_wait ({format_duration(max_wait)}) is shorter than debounce "
             f"({format_duration(debounce)}); make max_wait at least as long as debounce",
         )
-    reload = w.get("reload", _reload_mode, "graceful")
-    if reload == "swap" and socket is not None and not socket.is_unix:
+    reload = w.get("reload", _reload_mode, WatchSpec.reload)
+    if reload is ReloadMode.SWAP and socket is not None and not socket.is_unix:
         w.problem(
             "reload",
             "swap needs a unix socket: it starts a new uWSGI master beside the old one and "
@@ -375,18 +376,20 @@ def _watch(w: Section, socket: Optional[Address]) -> WatchSpec:
             "use a unix socket, or reload: graceful or chain",
         )
     return WatchSpec(
-        enabled=w.get("enabled", as_bool, True),
+        enabled=w.get("enabled", as_bool, WatchSpec.enabled),
         paths=w.get_list("paths", _from_text(existing_path)) or (),
         include=include or DEFAULT_WATCH_INCLUDE,
         # Adding to the defaults, never replacing them, keeps logs and
         # bytecode from ever triggering a reload.
-        exclude=DEFAULT_WATCH_EXCLUDE + tuple(g for g in extra if g not in DEFAULT_WATCH_EXCLUDE),
+        exclude=NEVER_WATCHED + tuple(g for g in extra if g not in NEVER_WATCHED),
         debounce=debounce,
         max_wait=max_wait,
         reload=reload,
-        preflight=w.get("preflight", as_bool, True),
-        preflight_timeout=w.get("preflight_timeout", _duration(positive=True), 30.0),
-        poll=w.get("poll", as_bool, False),
+        preflight=w.get("preflight", as_bool, WatchSpec.preflight),
+        preflight_timeout=w.get(
+            "preflight_timeout", _duration(positive=True), WatchSpec.preflight_timeout
+        ),
+        poll=w.get("poll", as_bool, WatchSpec.poll),
     )
 
 
@@ -397,20 +400,20 @@ def _glob(node: Node) -> str:
     return pattern
 
 
-def _reload_mode(node: Node) -> str:
+def _reload_mode(node: Node) -> ReloadMode:
     mode = as_text(node)
-    if mode not in RELOAD_MODES:
-        close = difflib.get_close_matches(mode, RELOAD_MODES, n=1)
+    names = [m.value for m in RELOAD_MODES]
+    if mode not in names:
+        close = difflib.get_close_matches(mode, names, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
-        modes = ", ".join(RELOAD_MODES)
-        raise ValueError(f"unknown reload mode '{mode}'; {hint}use one of {modes}")
-    return mode
+        raise ValueError(f"unknown reload mode '{mode}'; {hint}use one of {', '.join(names)}")
+    return ReloadMode(mode)
 
 
 def _restart(r: Section) -> RestartSpec:
     b = r.section("backoff", SECTION_KEYS["restart.backoff"])
-    initial = b.get("initial", _duration(positive=True), 0.1)
-    maximum = b.get("max", _duration(positive=True), 30.0)
+    initial = b.get("initial", _duration(positive=True), BackoffSpec.initial)
+    maximum = b.get("max", _duration(positive=True), BackoffSpec.max)
     if b.ok("initial", "max") and maximum < initial:
         b.problem(
             "max" if b.has("max") else "initial",
@@ -420,12 +423,16 @@ def _restart(r: Section) -> RestartSpec:
     backoff = BackoffSpec(
         initial=initial,
         max=maximum,
-        factor=b.get("factor", _number_in(1, None, "each delay is the last one times factor"), 2.0),
-        jitter=b.get("jitter", _number_in(0, 1, "a fraction of each delay"), 0.1),
+        factor=b.get(
+            "factor",
+            _number_in(1, None, "each delay is the last one times factor"),
+            BackoffSpec.factor,
+        ),
+        jitter=b.get("jitter", _number_in(0, 1, "a fraction of each delay"), BackoffSpec.jitter),
     )
     return RestartSpec(
         backoff=backoff,
-        reset_after=r.get("reset_after", _duration(), 1.0),
+        reset_after=r.get("reset_after", _duration(), RestartSpec.reset_after),
         max_attempts=r.get("max_attempts", _at_least(1), None, nullable=True),
     )
 

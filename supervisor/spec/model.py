@@ -6,11 +6,26 @@ tests. Every duration is in seconds (float), every path absolute.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-RELOAD_MODES = ("graceful", "chain", "swap")
+
+class ReloadMode(str, enum.Enum):
+    """How new code is loaded. A str, so specs and state files spell it as text."""
+
+    GRACEFUL = "graceful"  # FIFO `r`: the master re-execs in place
+    CHAIN = "chain"  # FIFO `c` with lazy-apps: one worker at a time
+    SWAP = "swap"  # a second master; the old one retires once the new one serves
+    RESTART = "restart"  # stop uWSGI and start it anew (a changed command line)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# The modes a spec may choose for code pushes (restart is the supervisor's own).
+RELOAD_MODES = (ReloadMode.GRACEFUL, ReloadMode.CHAIN, ReloadMode.SWAP)
 
 # Options the supervisor sets itself; a spec may not pass them through
 # `uwsgi.options`, because the supervisor's control of uWSGI depends on them.
@@ -80,11 +95,15 @@ DEFAULT_WATCH_INCLUDE = (
     "*.gif",
     "*.ico",
 )
-DEFAULT_WATCH_EXCLUDE = (
+# Never code, whatever the spec says: bytecode, dotfiles, editors' and
+# lockers' temporary files, logs, databases and their side files, runtime
+# files. A spec's watch.exclude adds to these; it cannot remove them.
+NEVER_WATCHED = (
     "__pycache__/*",
     "*.py[cod]",
     ".*",
     "*~",
+    "#*#",
     "*.swp",
     "*.swx",
     "*.tmp",
@@ -96,11 +115,26 @@ DEFAULT_WATCH_EXCLUDE = (
     "*.db-journal",
     "*.db-wal",
     "*.db-shm",
+    "*-journal",
+    "*-wal",
+    "*-shm",
     "*.pid",
     "*.sock",
     "*.lock",
     "4913",
     "node_modules/*",
+)
+
+
+# Variables of systemd's contract with the supervisor: an app may not set them,
+# and uWSGI must never see them (it would speak sd_notify itself).
+SYSTEMD_VARS = (
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
 )
 
 
@@ -163,10 +197,10 @@ class WatchSpec:
     enabled: bool = True
     paths: tuple[Path, ...] = ()  # defaults to (app.chdir,)
     include: tuple[str, ...] = DEFAULT_WATCH_INCLUDE
-    exclude: tuple[str, ...] = DEFAULT_WATCH_EXCLUDE
+    exclude: tuple[str, ...] = NEVER_WATCHED
     debounce: float = 0.2  # quiet window after the last change
     max_wait: float = 2.0  # reload at the latest this long after the first change
-    reload: str = "graceful"  # one of RELOAD_MODES
+    reload: ReloadMode = ReloadMode.GRACEFUL  # one of RELOAD_MODES
     preflight: bool = True
     preflight_timeout: float = 30.0
     poll: bool = False  # force polling instead of inotify
@@ -217,6 +251,24 @@ class Spec:
         return self.watch.paths or (self.app.chdir,)
 
 
+class LiveSpec:
+    """The one holder of the running Spec.
+
+    Everything that acts on the spec reads it through here, and SIGHUP
+    installs a new one in one call, so no component can keep a stale copy.
+    """
+
+    def __init__(self, spec: Spec) -> None:
+        self._spec = spec
+
+    @property
+    def spec(self) -> Spec:
+        return self._spec
+
+    def install(self, spec: Spec) -> None:
+        self._spec = spec
+
+
 @dataclass(frozen=True)
 class InstancePaths:
     """Control files of one uWSGI master; two exist side by side during a swap."""
@@ -262,6 +314,11 @@ class RuntimePaths:
     @property
     def state(self) -> Path:
         return self.root / "state.json"
+
+    @property
+    def preflight_output(self) -> Path:
+        """What the last import check printed (a traceback, or the app's own output)."""
+        return self.root / "preflight.out"
 
     @property
     def lock(self) -> Path:

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from supervisor.spec.model import Address
+from supervisor.spec.model import SYSTEMD_VARS, Address
 
 DURATION_FORMS = "use a number of seconds or 300ms, 2s, 1m (units: ms, s, m, h)"
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -177,7 +177,7 @@ def _target_reason(text: str) -> str:
 
 
 # The characters nginx and uWSGI take in a location without quoting or escaping.
-_URL_PATH = re.compile(r"/[A-Za-z0-9/_.~+@,-]*")
+URL_PATH = re.compile(r"/[A-Za-z0-9/_.~+@,-]*")
 
 
 def normalise_mount(text: str) -> str:
@@ -186,7 +186,7 @@ def normalise_mount(text: str) -> str:
         raise ValueError(f"'{text}' must start with '/', e.g. /{text.lstrip('./')}")
     if re.search(r"\s", text):
         raise ValueError(f"'{text}' must not contain spaces")
-    if not _URL_PATH.fullmatch(text):
+    if not URL_PATH.fullmatch(text):
         raise ValueError(
             f"'{text}' must be a plain URL path: letters, digits and / _ . ~ + @ , - only"
         )
@@ -221,11 +221,6 @@ def check_env_name(name: str) -> str:
             f"uWSGI reads {name} as its option --{name[6:].lower().replace('_', '-')}; "
             "set uWSGI options under uwsgi.options instead"
         )
-    if name in _SYSTEMD_VARS:
+    if name in SYSTEMD_VARS:
         raise ValueError(f"{name} belongs to systemd and uwsgi-supervisor; remove it")
     return name
-
-
-_SYSTEMD_VARS = frozenset(
-    {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}
-)

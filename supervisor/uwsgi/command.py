@@ -9,19 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from supervisor.spec.model import InstancePaths, Spec, runtime_paths
-
-# Environment variables that belong to systemd's contract with *us*. uWSGI
-# speaks sd_notify on its own when it sees NOTIFY_SOCKET (and its READY after a
-# reload fails), so it must never see them.
-_SYSTEMD_VARS = (
-    "NOTIFY_SOCKET",
-    "WATCHDOG_USEC",
-    "WATCHDOG_PID",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
-)
+from supervisor.spec.model import SYSTEMD_VARS, InstancePaths, ReloadMode, Spec, runtime_paths
 
 # Marks every process of an instance (workers inherit it), so leftovers can be
 # found in /proc even after their master died. Not UWSGI_-prefixed: uWSGI reads
@@ -109,7 +97,7 @@ def build_command(
         # directory, it would sit in a deleted one after the next deploys,
         # and uWSGI's loader then fails every new worker's imports in
         # getcwd(). Workers move into the release themselves (below).
-        str(spec.runtime_dir if spec.watch.reload == "chain" else spec.app.chdir),
+        str(spec.runtime_dir if spec.watch.reload is ReloadMode.CHAIN else spec.app.chdir),
         "--pythonpath",
         str(spec.app.chdir),
         "--processes",
@@ -133,7 +121,7 @@ def build_command(
         argv += ["--wsgi-file", entry]
     else:
         argv += ["--mount", f"{u.mount}={entry}", "--manage-script-name"]
-    if spec.watch.reload == "chain":
+    if chain_reload_loads_new_code(spec):
         # `c` forks workers from the master, which keeps its old cwd: each new
         # worker must load the app itself, from the release `chdir` names now.
         argv += ["--lazy-apps", "--hook-post-fork", f"chdir:{spec.app.chdir}"]
@@ -145,6 +133,9 @@ def build_command(
         log = inst.root / f"uwsgi-{inst.tag}.log"
         argv += ["--logto", str(log), "--log-maxsize", str(LOG_MAXSIZE)]
         argv += ["--log-backupname", f"{log}.old"]
+    if spec.watch.reload is ReloadMode.SWAP and u.http is not None:
+        # Both masters bind the development HTTP port during a swap.
+        argv.append("--reuse-port")
     for key, value in u.options:
         if value == "false":
             continue  # a flag turned off: uWSGI flags take no value
@@ -156,10 +147,27 @@ def build_command(
     return Command(argv=argv, env=env)
 
 
+def chain_reload_loads_new_code(spec: Spec) -> bool:
+    """True when a chain reload (`c`) would load new code: only with lazy-apps,
+    which the supervisor sets for watch.reload: chain. Without it, `c` forks
+    new workers from a master that still holds the old code."""
+    return spec.watch.reload is ReloadMode.CHAIN
+
+
+def chain_refusal(spec: Spec) -> str:
+    """Why a chain reload is refused for this spec (see chain_reload_loads_new_code)."""
+    return (
+        f"chain reload refused: {spec.name} runs with watch.reload: {spec.watch.reload.value},"
+        " so uWSGI has no lazy-apps and a chain reload would fork new workers from the"
+        " master's old code; reload without --chain, or set watch.reload: chain in"
+        f" {spec.path}"
+    )
+
+
 def build_env(spec: Spec, environ: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     """uWSGI's environment: ours minus systemd's and UWSGI_* vars, plus app.env."""
     base = dict(os.environ if environ is None else environ)
-    for name in _SYSTEMD_VARS:
+    for name in SYSTEMD_VARS:
         base.pop(name, None)
     for name in [k for k in base if k.startswith("UWSGI_")]:
         del base[name]  # uWSGI would read these as extra options

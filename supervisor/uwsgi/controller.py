@@ -1,47 +1,44 @@
-"""The real Controller: spawns uWSGI instances, swaps them, ends their processes."""
+"""The real Controller: spawns uWSGI instances, swaps them, ends their processes.
+
+It only controls processes: what the machine announces, and the STATUS and
+state file that follow from it, are the publisher's job.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Callable, Optional
 
 from supervisor.lifecycle.machine import KILL_AFTER
 from supervisor.spec.hostchecks import lookup_group
-from supervisor.spec.model import Spec, runtime_paths
-from supervisor.systemd.notify import Notifier
+from supervisor.spec.model import LiveSpec, Spec, runtime_paths
 from supervisor.uwsgi import procs
 from supervisor.uwsgi.command import build_command, write_entry
-from supervisor.uwsgi.instance import Instance, summarize_error
+from supervisor.uwsgi.failures import summarize_failure
+from supervisor.uwsgi.instance import Instance
 from supervisor.uwsgi.runtime import drop_privileges
 
 DRAIN_MAX = 5.0  # longest wait for a retiring master's listen queue to empty
 
 
-class UwsgiRunner:
+class UwsgiController:
     """Owns the uWSGI masters (our children): the serving one, a swap candidate,
     and ones retiring after a swap."""
 
-    def __init__(
-        self,
-        spec: Spec,
-        notifier: Notifier,
-        log: Callable[[str], None],
-        status: Callable[[], str],
-        request_exit: Callable[[int], None],
-    ) -> None:
-        self.spec = spec
-        self.notifier = notifier
+    def __init__(self, live: LiveSpec, log: Callable[[str], None]) -> None:
+        self.live = live
         self._log = log
-        self._status = status
-        self._request_exit = request_exit
         self.current: Optional[Instance] = None
         self.next: Optional[Instance] = None
         self.retiring: list[Instance] = []
         self.spawn_count = 0
         self.last_tail: list[str] = []
+
+    @property
+    def spec(self) -> Spec:
+        return self.live.spec
 
     def instances(self) -> list[Instance]:
         found = [self.current, self.next, *self.retiring]
@@ -49,20 +46,20 @@ class UwsgiRunner:
 
     # -- Controller protocol ---------------------------------------------------
 
-    def spawn(self) -> None:
+    def spawn(self, now: float) -> None:
         if self.current is not None:
             self.current.close()
         self._clear_stale_files()
         sock = self.spec.uwsgi.socket.path
         self.current = self._start(sock)
 
-    def spawn_next(self) -> None:
+    def spawn_next(self, now: float) -> None:
         """Start a swap candidate on a fresh unix socket beside the live one."""
         sock = self.spec.uwsgi.socket.path
         assert sock is not None, "swap needs a unix socket (checked by the spec loader)"
         self.next = self._start(sock.with_name(f"{sock.name}.{self.spawn_count + 1}"))
 
-    def promote_next(self) -> None:
+    def promote_next(self, now: float) -> None:
         """The candidate serves: rename its socket over the live one, retire the old."""
         new, old = self.next, self.current
         assert new is not None and new.socket_path is not None
@@ -76,7 +73,7 @@ class UwsgiRunner:
         self.current, self.next = new, None
         if old is not None:
             old.retire_stage = "drain"
-            old.retire_deadline = time.monotonic() + DRAIN_MAX
+            old.retire_deadline = now + DRAIN_MAX
             self.retiring.append(old)
             self._log(f"swapped: uWSGI pid {new.pid} now serves; retiring pid {old.pid}")
 
@@ -116,24 +113,6 @@ class UwsgiRunner:
             )
         self.abort_next()
 
-    def notify_ready(self) -> None:
-        self.notifier.ready(self._status())
-
-    def notify_reloading(self) -> None:
-        self.notifier.reloading(self._status())
-
-    def notify_stopping(self) -> None:
-        self.notifier.stopping(self._status())
-
-    def log(self, message: str) -> None:
-        self._log(message)
-
-    def wall(self) -> float:
-        return time.time()
-
-    def exit(self, code: int) -> None:
-        self._request_exit(code)
-
     # -- loop helpers ------------------------------------------------------------
 
     def poll_exit(self) -> Optional[int]:
@@ -155,11 +134,6 @@ class UwsgiRunner:
             self.next.exit_reported = True
             self.last_tail = list(self.next.tail)
         return code
-
-    def forget_current(self) -> None:
-        if self.current is not None:
-            self.current.close()
-        self.current = None
 
     def tick_retiring(self, now: float) -> None:
         """Drain, quit and reap masters replaced by a swap; never a crash."""
@@ -185,7 +159,8 @@ class UwsgiRunner:
                     inst.kill()
 
     def last_error(self) -> Optional[str]:
-        return summarize_error(self.tail())
+        """Why uWSGI last failed, in one line (see `failures.summarize_failure`)."""
+        return summarize_failure(self.tail(), self.spec.app.chdir)
 
     def tail(self) -> list[str]:
         return list(self.current.tail) if self.current and self.current.tail else self.last_tail
@@ -207,9 +182,6 @@ class UwsgiRunner:
         self.spawn_count += 1
         inst = Instance(self.spec, paths.instance(str(self.spawn_count)), socket_path)
         cmd = build_command(self.spec, inst.paths, socket_path)
-        if self.spec.watch.reload == "swap" and self.spec.uwsgi.http is not None:
-            # Both masters bind the development HTTP port during a swap.
-            cmd.argv.append("--reuse-port")
         try:
             inst.start(cmd, drop_privileges(self.spec))
         except OSError as exc:

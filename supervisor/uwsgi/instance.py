@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import collections
 import os
-import re
 import signal
 import subprocess
 from pathlib import Path
 from typing import Any, Optional
 
+from supervisor.exitcodes import UWSGI_NO_APP
+from supervisor.lifecycle.samples import Stats
 from supervisor.spec.model import InstancePaths, Spec
 from supervisor.uwsgi import procs
 from supervisor.uwsgi.command import Command
-from supervisor.uwsgi.control import FifoNotReady, Stats, read_stats, write_fifo
-
-_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(Error|Exception|Exit)\b.*)$")
-_HINT = re.compile(r"in use|denied|cannot|unable|no such|not found|invalid|unknown|no app", re.I)
-
-
-def summarize_error(lines: collections.deque[str] | list[str]) -> Optional[str]:
-    """The most telling line of uWSGI's last output, e.g. 'ImportError: no module x'."""
-    for line in reversed(lines):
-        match = _ERROR_LINE.match(line)
-        if match:
-            return match.group(1)[:200]
-    for line in reversed(lines):
-        if _HINT.search(line):
-            return line.strip()[:200]
-    return None
+from supervisor.uwsgi.fifo import FifoNotReady, write_fifo
+from supervisor.uwsgi.stats import read_stats
 
 
 def describe_exit(code: int) -> str:
@@ -37,8 +24,8 @@ def describe_exit(code: int) -> str:
             return f"killed by {signal.Signals(-code).name}"
         except ValueError:
             return f"killed by signal {-code}"
-    if code == 22:
-        return "exit status 22 (no app loaded)"
+    if code == UWSGI_NO_APP:
+        return f"exit status {code} (no app loaded)"
     return f"exit status {code}"
 
 
@@ -179,9 +166,6 @@ class Instance:
             os.write(1, line + b"\n")
         except OSError:
             pass  # a full disk or closed stdout must not stop supervision
-
-    def last_error(self) -> Optional[str]:
-        return summarize_error(self.tail)
 
     def close(self) -> None:
         self.drain_output()

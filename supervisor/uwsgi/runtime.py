@@ -11,7 +11,7 @@ from typing import IO, Any, Callable
 from supervisor.spec.hostchecks import lookup_group, lookup_user
 from supervisor.spec.model import Spec, runtime_paths
 from supervisor.uwsgi import procs
-from supervisor.uwsgi.control import FifoNotReady, write_fifo
+from supervisor.uwsgi.fifo import FifoNotReady, write_fifo
 
 
 class AlreadyRunning(Exception):

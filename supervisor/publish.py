@@ -1,0 +1,82 @@
+"""The one outlet for state changes: sd_notify, the STATUS line and the state file.
+
+The machine announces milestones (READY, RELOADING, STOPPING) as it changes
+state; the loop hands them here with a `Snapshot` of the moment, and this
+module turns them into what systemd and people see. Nothing else sends
+sd_notify messages or writes the state file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Callable, Optional
+
+from supervisor.lifecycle.effects import Announcement
+from supervisor.status import Snapshot, StateDoc, state_doc, status_line, write_state
+from supervisor.systemd.notify import Notifier
+
+# At most this often the state file and STATUS follow mere figures (requests);
+# a change of state, generation or verdict goes out at once.
+REFRESH = 0.2
+
+
+class Publisher:
+    def __init__(
+        self,
+        notifier: Notifier,
+        state_path: Callable[[], Path],
+        log_error: Callable[[str], None],
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.notifier = notifier
+        self.state_path = state_path
+        self.log_error = log_error
+        self.wall = wall
+        self.last_announced: Optional[Announcement] = None
+        self.last_milestone: tuple[object, ...] = ()
+        self.last_write = float("-inf")
+        self.last_doc: Optional[StateDoc] = None
+        self.write_failed = False
+
+    def announce(self, announcements: Sequence[Announcement], snap: Snapshot, now: float) -> None:
+        """Send each milestone to systemd, with the STATUS line of the moment."""
+        for what in announcements:
+            if what is Announcement.RELOADING and self.last_announced is what:
+                continue  # a restart after a failed reload is the same reload
+            self.last_announced = what
+            line = status_line(snap, now, self.wall())
+            if what is Announcement.READY:
+                self.notifier.ready(line)
+            elif what is Announcement.RELOADING:
+                self.notifier.reloading(line)
+            else:
+                self.notifier.stopping(line)
+
+    def publish(self, snap: Snapshot, now: float, force: bool = False) -> None:
+        """Send STATUS= and rewrite the state file: at once when the state,
+        the generation or a reload's outcome changed (READY and the file
+        agree), else at most every REFRESH seconds, and never when nothing
+        changed (an idle supervisor wakes no one watching the file)."""
+        milestone = (snap.state, snap.generation, snap.verdict["seq"], snap.refused)
+        if milestone != self.last_milestone:
+            self.last_milestone = milestone
+            force = True
+        if not force and now - self.last_write < REFRESH:
+            return
+        self.last_write = now
+        line = status_line(snap, now, self.wall())
+        self.notifier.status(line)
+        doc = state_doc(snap, line, now, os.getpid())
+        if doc == self.last_doc and not force:
+            return
+        try:
+            write_state(self.state_path(), doc)
+            self.last_doc = doc
+            self.write_failed = False
+        except OSError as exc:
+            if not self.write_failed:  # a full disk must not flood the journal
+                self.log_error(f"cannot write state file (status shows stale data): {exc}")
+            self.write_failed = True

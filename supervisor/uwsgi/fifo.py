@@ -1,0 +1,66 @@
+"""Write one-byte commands to a uWSGI master FIFO."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+from pathlib import Path
+
+FIFO_COMMANDS = {
+    "r": "graceful reload",
+    "c": "chain reload",
+    "w": "reload workers",
+    "R": "brutal reload",
+    "q": "graceful shutdown",
+    "Q": "brutal shutdown",
+    "l": "reopen logs",
+    "L": "rotate logs",
+    "p": "pause or resume",
+}
+
+
+class FifoNotReady(Exception):
+    """No uWSGI master is reading the FIFO right now (between execs, or gone)."""
+
+
+def write_fifo(path: Path, command: str) -> None:
+    """Write one command byte to the master FIFO, once.
+
+    Opens, writes and closes every time: the master re-creates the FIFO after
+    each writer closes, so a cached descriptor would point at a dead inode.
+    Raises FifoNotReady when nobody reads it (ENXIO: master between execs;
+    ENOENT: not created yet) so the caller can retry on its own schedule.
+    """
+    if command not in FIFO_COMMANDS:
+        raise ValueError(f"unknown master FIFO command {command!r}")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as exc:
+        raise FifoNotReady(f"{path} does not exist") from exc
+    if not stat.S_ISFIFO(st.st_mode):
+        raise FifoNotReady(f"{path} is not a FIFO")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.ENOENT):
+            raise FifoNotReady(f"no uWSGI master reads {path}") from exc
+        raise
+    try:
+        os.write(fd, command.encode())
+    finally:
+        os.close(fd)
+
+
+def write_fifo_retry(path: Path, command: str, timeout: float = 5.0) -> None:
+    """write_fifo, retrying while the master is between execs (CLI use only)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            write_fifo(path, command)
+            return
+        except FifoNotReady:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)

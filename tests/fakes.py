@@ -1,0 +1,94 @@
+"""Test doubles for pure-logic tests: a fake Controller, specs and stats samples.
+
+Checked by mypy with the package: a fake that drifts from the protocol it
+stands in for fails the type check, not a test run much later.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from supervisor.lifecycle.effects import Announcement
+from supervisor.lifecycle.machine import Machine
+from supervisor.lifecycle.samples import Stats, Worker
+from supervisor.spec.model import Address, AppSpec, LiveSpec, RestartSpec, Spec, UwsgiSpec
+
+
+class FakeController:
+    """Records what the machine asked for, in order, as short strings."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.fifo_ok = True
+
+    def spawn(self, now: float) -> None:
+        self.calls.append("spawn")
+
+    def send_fifo(self, command: str) -> bool:
+        self.calls.append(f"fifo {command}" if self.fifo_ok else f"fifo {command} (no reader)")
+        return self.fifo_ok
+
+    def signal_master(self, sig: int) -> None:
+        self.calls.append(f"signal {signal.Signals(sig).name}")
+
+    def kill_instance(self) -> None:
+        self.calls.append("kill")
+
+    def reap_leftovers(self) -> None:
+        self.calls.append("reap")
+
+    def spawn_next(self, now: float) -> None:
+        self.calls.append("spawn next")
+
+    def promote_next(self, now: float) -> None:
+        self.calls.append("promote next")
+
+    def abort_next(self) -> None:
+        self.calls.append("abort next")
+
+
+class Announced(list[Announcement]):
+    """The machine's announcement list, also written into the controller's calls,
+    so a test sees announcements and process actions in one order."""
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def append(self, item: Announcement) -> None:
+        super().append(item)
+        self.calls.append(item.value)
+
+
+def make_spec(**restart: Any) -> Spec:
+    return Spec(
+        path=Path("/etc/uwsgi-supervisor/t.yaml"),
+        name="t",
+        app=AppSpec("blog", "app", False, Path("/srv/blog")),
+        uwsgi=UwsgiSpec(binary="/usr/bin/uwsgi", socket=Address(path=Path("/run/t/app.sock"))),
+        runtime_dir=Path("/run/t"),
+        restart=replace(RestartSpec(), **restart),
+    )
+
+
+def make_machine(
+    spec: Optional[Spec] = None, rand: Callable[[], float] = lambda: 0.5
+) -> tuple[Machine, FakeController, list[str]]:
+    """A machine on a fake controller; returns it, the controller and the log lines."""
+    ctl = FakeController()
+    logs: list[str] = []
+    m = Machine(LiveSpec(spec or make_spec()), ctl, logs.append, rand=rand)
+    m.announcements = Announced(ctl.calls)
+    return m, ctl, logs
+
+
+def stats(*pids: int, serving: bool = True, listen_queue: int = 0) -> Stats:
+    """A stats sample with one worker per pid, all serving (or none)."""
+    workers = tuple(
+        Worker(i + 1, pid, serving, "idle", 0, 0, 0, 0, 1, 1 if serving else 0)
+        for i, pid in enumerate(pids)
+    )
+    return Stats(pid=100, version="2.0.31", listen_queue=listen_queue, workers=workers)

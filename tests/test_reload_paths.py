@@ -1,0 +1,103 @@
+"""Reloads asked for by command or signal, and the loop's CPU while a reload
+is gated (real supervisor, real uWSGI, real inotify).
+
+- A chain reload only ever reports success when it loaded new code: with
+  watch.reload graceful (no lazy-apps) it is refused, by `reload --chain`
+  with or without a supervisor, and by SIGUSR2.
+- The loop sleeps while an import check runs and while a change waits for a
+  reload under way (it used to spin a core on a deadline in the past).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from harness import Supervised, copy_app, spec_yaml
+from kit.net import free_port, serves
+from kit.procs import cpu_seconds
+from kit.wait import wait_until
+
+
+def set_version(app_file: Path, version: str) -> None:
+    text = app_file.read_text()
+    start = text.index('VERSION = "')
+    end = text.index('"', start + len('VERSION = "'))
+    app_file.write_text(text[:start] + f'VERSION = "{version}' + text[end:])
+
+
+def blog(short_tmp: Path, extra: str) -> tuple[Supervised, int, Path]:
+    app = copy_app("blog", short_tmp / "app")
+    port = free_port()
+    sup = Supervised(short_tmp, spec_yaml(app, short_tmp / "rt", "blog:app", port, extra))
+    return sup, port, app / "blog.py"
+
+
+def test_chain_reload_of_a_graceful_app_is_refused_not_reported_done(short_tmp: Path) -> None:
+    sup, port, code = blog(short_tmp, "watch:\n  enabled: false\n")
+    with sup:
+        sup.start()
+        set_version(code, "v2")
+        r = sup.cli("reload", "--chain", str(sup.spec))
+        assert r.returncode == 78, r.stdout + r.stderr
+        assert "chain reload refused" in r.stderr and "watch.reload: chain" in r.stderr
+        assert "reloaded" not in r.stdout
+        assert serves(port, "v1")  # nothing pretended to load v2
+        # SIGUSR2 (what `reload --chain` used to send) gets the same verdict.
+        before = sup.state()["reload_done"]["seq"]
+        sup.signal(signal.SIGUSR2)
+        done = wait_until(
+            lambda: sup.state()["reload_done"]["seq"] > before and sup.state()["reload_done"],
+            30,
+            "the SIGUSR2 verdict",
+        )
+        assert done["ok"] is False and "chain reload refused" in done["message"]
+        # A plain reload loads the new code, and says so.
+        r = sup.cli("reload", str(sup.spec))
+        assert r.returncode == 0 and "reloaded: generation 2" in r.stdout, r.stderr
+        assert serves(port, "v2")
+
+
+def test_chain_reload_of_a_chain_app_loads_the_new_code(short_tmp: Path) -> None:
+    sup, port, code = blog(short_tmp, "watch:\n  enabled: false\n  reload: chain\n")
+    with sup:
+        sup.start()
+        set_version(code, "v2")
+        r = sup.cli("reload", "--chain", str(sup.spec))
+        assert r.returncode == 0 and "reloaded: generation 2" in r.stdout, r.stderr
+        assert serves(port, "v2")
+
+
+def _cpu_while(sup: Supervised, seconds: float) -> float:
+    assert sup.proc is not None
+    before = cpu_seconds(sup.proc.pid)
+    time.sleep(seconds)
+    return cpu_seconds(sup.proc.pid) - before
+
+
+def test_the_loop_sleeps_during_a_slow_import_check(short_tmp: Path) -> None:
+    sup, port, code = blog(short_tmp, "")
+    with sup:
+        sup.start()
+        text = code.read_text()
+        code.write_text("import time\ntime.sleep(5)  # a slow import\n" + text)
+        wait_until(lambda: "import check" in sup.log() or "reloading" in sup.log(), 10, "check")
+        wait_until(lambda: (short_tmp / "rt" / "preflight.out").exists(), 10, "the check")
+        used = _cpu_while(sup, 3.0)
+        # It used to spin at ~100 % of a core (3 s of CPU in 3 s) for the whole check.
+        assert used < 0.6, f"the supervisor used {used:.2f} s of CPU in 3 s of an import check"
+        wait_until(lambda: serves(port, "v1"), 30, "still serving")
+
+
+def test_the_loop_sleeps_while_a_change_waits_for_a_reload(short_tmp: Path) -> None:
+    sup, port, code = blog(short_tmp, "watch:\n  preflight: false\n")
+    with sup:
+        sup.start()
+        text = code.read_text()
+        code.write_text("import time\ntime.sleep(5)  # a slow import\n" + text)
+        wait_until(lambda: sup.state().get("state") == "reloading", 10, "the reload")
+        code.write_text(code.read_text() + "\n# another change, while the reload runs\n")
+        time.sleep(0.5)  # past the debounce: the change now waits for the reload
+        used = _cpu_while(sup, 2.5)
+        assert used < 0.6, f"the supervisor used {used:.2f} s of CPU in 2.5 s of waiting"
