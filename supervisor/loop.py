@@ -19,12 +19,12 @@ from supervisor.exitcodes import Exit
 from supervisor.lifecycle.machine import Machine
 from supervisor.lifecycle.states import POLLED_STATES, WAITING_STATES, State
 from supervisor.logs import Logger
-from supervisor.publish import Publisher
+from supervisor.publish import Publisher, take_snapshot
 from supervisor.spec.load import load_spec
 from supervisor.spec.model import LiveSpec, ReloadMode, Spec, runtime_paths
 from supervisor.status import ReloadVerdict, Snapshot
 from supervisor.systemd.notify import Notifier, watchdog_period
-from supervisor.uwsgi.command import build_command, chain_refusal, chain_reload_loads_new_code
+from supervisor.uwsgi.command import chain_refusal, chain_reload_loads_new_code, needs_restart
 from supervisor.uwsgi.controller import UwsgiController
 from supervisor.uwsgi.failures import summarize_failure
 from supervisor.uwsgi.instance import describe_exit
@@ -200,9 +200,7 @@ class Loop:
             self.log.error(message)
             self._refuse_reload(message)
             return
-        inst = runtime_paths(old).instance("x")
-        restart = build_command(old, inst).argv != build_command(new, inst).argv
-        restart = restart or new.app.env != old.app.env or new.user != old.user
+        restart = needs_restart(old, new)
         rewatch = new.watch != old.watch or new.watch_paths != old.watch_paths
         self.live.install(new)  # the one place a new spec takes effect
         if rewatch:
@@ -308,32 +306,11 @@ class Loop:
         self.notifier.flush()
 
     def snapshot(self, now: float) -> Snapshot:
-        m, ctl = self.machine, self.controller
+        watching = self.codepush.watcher.backend if self.codepush is not None else None
         refused = self.codepush.refused if self.codepush is not None else self.watch_error
-        wall = time.time()
-        return Snapshot(
-            name=self.spec.name,
-            state=m.state,
-            processes=self.spec.uwsgi.processes,
-            generation=m.generation,
-            crashes=m.crashes,
-            deadline=m.deadline,
-            stats=m.last_stats,
-            reload_mode=m.reload.mode.value if m.reload else None,
-            reload_reason=m.reload.reason if m.reload else None,
-            old_pids=m.old_pids,
-            last_reload=(wall - (now - m.last_reload[0]), m.last_reload[1])
-            if m.last_reload
-            else None,
-            last_exit=m.last_exit,
-            uwsgi_pid=ctl.current.pid if ctl.current else None,
-            watching=self.codepush.watcher.backend if self.codepush else None,
-            error=ctl.last_error(),
-            tail=tuple(ctl.tail()),
-            refused=refused or m.swap_failed,
-            verdict=self.verdict,
+        return take_snapshot(
+            self.spec, self.machine, self.controller, watching, refused, self.verdict, now
         )
-
 
 def run(spec: Spec, log: Logger) -> int:
     """Supervise the app of an already loaded spec until asked to stop."""

@@ -15,8 +15,18 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from supervisor.lifecycle.effects import Announcement
-from supervisor.status import Snapshot, StateDoc, state_doc, status_line, write_state
+from supervisor.lifecycle.machine import Machine
+from supervisor.spec.model import Spec
+from supervisor.status import (
+    ReloadVerdict,
+    Snapshot,
+    StateDoc,
+    state_doc,
+    status_line,
+    write_state,
+)
 from supervisor.systemd.notify import Notifier
+from supervisor.uwsgi.controller import UwsgiController
 
 # At most this often the state file and STATUS follow mere figures (requests);
 # a change of state, generation or verdict goes out at once.
@@ -80,3 +90,38 @@ class Publisher:
             if not self.write_failed:  # a full disk must not flood the journal
                 self.log_error(f"cannot write state file (status shows stale data): {exc}")
             self.write_failed = True
+
+
+def take_snapshot(
+    spec: Spec,
+    m: Machine,
+    ctl: UwsgiController,
+    watching: Optional[str],
+    refused: Optional[str],
+    verdict: ReloadVerdict,
+    now: float,
+) -> Snapshot:
+    """The supervisor as status lines and the state file see it at `now`."""
+    wall = time.time()
+    return Snapshot(
+        name=spec.name,
+        state=m.state,
+        processes=spec.uwsgi.processes,
+        generation=m.generation,
+        crashes=m.crashes,
+        deadline=m.deadline,
+        stats=m.last_stats,
+        reload_mode=m.reload.mode.value if m.reload else None,
+        reload_reason=m.reload.reason if m.reload else None,
+        old_pids=m.old_pids,
+        last_reload=(wall - (now - m.last_reload[0]), m.last_reload[1])
+        if m.last_reload
+        else None,
+        last_exit=m.last_exit,
+        uwsgi_pid=ctl.current.pid if ctl.current else None,
+        watching=watching,
+        error=ctl.last_error(),
+        tail=tuple(ctl.tail()),
+        refused=refused or m.swap_failed,
+        verdict=verdict,
+    )

@@ -195,13 +195,70 @@ def test_watchdog_only_while_stats_answer() -> None:
     assert m.watchdog_ok(4.5, stale_after=3.0)
 
 
-def test_transition_table_is_checked() -> None:
+def test_an_illegal_transition_is_refused() -> None:
     with pytest.raises(IllegalTransition):
         check_transition(State.STOPPED, State.RUNNING)
-    assert TRANSITIONS[State.FATAL] == frozenset()
-    for old, news in TRANSITIONS.items():
-        for new in news:
-            check_transition(old, new)
+    m, _, _ = make_machine()
+    m.start(0.0)
+    with pytest.raises(IllegalTransition):  # a second start while one is under way
+        m.start(0.1)
+
+
+def _taken(logs: list[str]) -> set[tuple[State, State]]:
+    pairs = set()
+    for line in logs:
+        head = line.split(" (", 1)[0]
+        if " -> " in head:
+            old, new = head.split(" -> ")
+            pairs.add((State(old), State(new)))
+    return pairs
+
+
+def test_every_transition_in_the_table_is_one_the_machine_takes() -> None:
+    """The table holds no dead entries: each edge is taken by some scenario."""
+    taken: set[tuple[State, State]] = set()
+    # start, reload, stop
+    m, ctl, logs = running()
+    m.request_reload(1.0, ReloadMode.GRACEFUL, "x")
+    m.stats(1.05, stats(41, 42))  # RELOADING -> RUNNING
+    m.request_stop(1.1)
+    m.child_exited(1.2, "exit status 0")
+    taken |= _taken(logs)
+    # crashes in every up state; a restart; stop during start and in backoff
+    m, ctl, logs = running(make_spec(max_attempts=1, reset_after=60.0))
+    m.request_reload(1.0, ReloadMode.GRACEFUL, "x")
+    m.child_exited(1.1, "killed by SIGKILL")  # RELOADING -> BACKOFF
+    m.tick(m.deadline or 1.1)  # BACKOFF -> STARTING
+    m.child_exited(1.2, "exit status 22")  # STARTING -> FATAL (2 > 1)
+    taken |= _taken(logs)
+    for state_up in ("running", "reloading"):
+        m, ctl, logs = running(make_spec(max_attempts=1, reset_after=60.0))
+        m.child_exited(1.0, "killed by SIGKILL")  # RUNNING -> BACKOFF
+        m.tick(m.deadline or 1.0)
+        m.stats(1.1, stats(21, 22))
+        if state_up == "reloading":
+            m.request_reload(1.2, ReloadMode.GRACEFUL, "x")
+        m.child_exited(1.3, "killed by SIGKILL")  # RUNNING/RELOADING -> FATAL
+        taken |= _taken(logs)
+    m, ctl, logs = make_machine()
+    m.start(0.0)
+    m.child_exited(0.1, "exit status 22")  # STARTING -> BACKOFF
+    m.request_stop(0.2)  # BACKOFF -> STOPPED
+    taken |= _taken(logs)
+    m, ctl, logs = make_machine()
+    m.start(0.0)
+    m.request_stop(0.1)  # STARTING -> STOPPING
+    taken |= _taken(logs)
+    m, ctl, logs = running()
+    m.request_reload(1.0, ReloadMode.RESTART, "spec changed")
+    m.child_exited(1.1, "exit status 0")  # STOPPING -> STARTING
+    m.request_reload(1.2, ReloadMode.GRACEFUL, "x")
+    m.stats(1.3, stats(31, 32))
+    m.request_reload(1.4, ReloadMode.GRACEFUL, "y")
+    m.request_stop(1.5)  # RELOADING -> STOPPING
+    taken |= _taken(logs)
+    table = {(old, new) for old, news in TRANSITIONS.items() for new in news}
+    assert taken == table, f"never taken: {table - taken}; not in the table: {taken - table}"
 
 
 def test_swap_promotes_only_a_fully_serving_candidate() -> None:

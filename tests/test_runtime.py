@@ -6,10 +6,9 @@ import dataclasses
 import grp
 import os
 import pwd
-from pathlib import Path
 
 from conftest import require
-from test_machine import make_spec
+from fakes import make_spec
 
 from supervisor.uwsgi.runtime import drop_privileges
 
@@ -36,5 +35,9 @@ def test_named_and_numeric_users_and_groups_resolve_alike() -> None:
     assert drop_privileges(only_user)["group"] == www.pw_gid
 
 
-def test_no_user_means_no_change(tmp_path: Path) -> None:
-    assert drop_privileges(make_spec()) == {}
+def test_no_user_or_no_root_means_no_change() -> None:
+    """Only a root supervisor with a spec user changes who uWSGI runs as."""
+    named = dataclasses.replace(make_spec(), user="root", group="root")
+    assert drop_privileges(make_spec(), euid=0) == {}  # no user in the spec
+    assert drop_privileges(named, euid=1000) == {}  # not root: nothing to drop
+    assert drop_privileges(named, euid=0)["user"] == 0  # root, with a user: applied

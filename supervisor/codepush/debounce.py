@@ -18,17 +18,15 @@ from typing import Optional
 # How many changed paths a Batch carries for log lines.
 SAMPLE_SIZE = 5
 
-CHANGE_KINDS = ("modified", "created", "deleted", "moved", "release")
-
 
 @dataclass(frozen=True)
 class Change:
     """One change that counts toward a reload.
 
-    kind is one of CHANGE_KINDS; "release" means a deploy symlink (or the
-    watched directory itself) now leads to a different directory, and `path`
-    is that new directory. `rel` is `path` relative to its watched root, for
-    messages; empty when unknown.
+    kind is "modified", "created", "deleted", "moved" or "release"; "release"
+    means a deploy symlink (or the watched directory itself) now leads to a
+    different directory, and `path` is that new directory. `rel` is `path`
+    relative to its watched root, for messages; empty when unknown.
     """
 
     path: str

@@ -23,71 +23,31 @@ from __future__ import annotations
 import errno
 import os
 import threading
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Optional
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import FileSystemEvent
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from supervisor.codepush.debounce import Change
 from supervisor.codepush.inotify_limits import is_limit_error, limit_message, watch_limit_reached
 from supervisor.codepush.paths import PathFilter, Resolution, is_under, resolve
+from supervisor.codepush.watches import (
+    ANCHOR_EVENTS,
+    COUNTED_EVENTS,
+    POLL_INTERVAL,
+    RECONCILE_PASSES,
+    Handler,
+    ObserverFactory,
+    Root,
+    coalesce,
+    unschedule,
+)
+from supervisor.codepush.watches import ident as dir_ident
 
 __all__ = ["Change", "CodeWatcher"]
-
-# watchdog event types that count, and the kind of Change each becomes. The
-# rest never count: "opened" and "closed_no_write" (importing the app opens
-# files), "attrib" (chmod, touch's utimes: content changes come with a write).
-COUNTED_EVENTS = {
-    "modified": "modified",
-    "closed": "modified",  # close after write
-    "created": "created",
-    "deleted": "deleted",
-    "moved": "moved",
-}
-# Events on an anchor directory that may mean a flip of one of its entries.
-ANCHOR_EVENTS = frozenset({"created", "deleted", "moved", "modified", "attrib"})
-RECONCILE_PASSES = 5  # re-resolve until two passes agree, at most this often
-POLL_INTERVAL = 1.0  # seconds between snapshots when polling
-
-ObserverFactory = Callable[[], BaseObserver]
-
-
-class _Root:
-    """One configured watch path and the directory it led to when last resolved."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.target: Optional[str] = None
-        self.ident: Optional[tuple[int, int]] = None
-        self.lost = False  # the target vanished: its reappearance is a release
-
-
-class _Handler(FileSystemEventHandler):
-    """Hands watchdog's events to the watcher; `dead` once its directory is gone."""
-
-    def __init__(self, watcher: CodeWatcher, directory: str, tree: bool) -> None:
-        self.watcher = watcher
-        self.directory = directory
-        self.tree = tree
-        self.dead = False
-
-    def dispatch(self, event: FileSystemEvent) -> None:
-        # Runs in watchdog's observer thread: an exception would end that thread
-        # and with it all watching, so record it for the loop to log instead.
-        try:
-            if self.tree:
-                self.watcher._on_tree_event(self, event)
-            else:
-                self.watcher._on_anchor_event(self, event)
-        except Exception:
-            self.watcher._record(
-                message=f"code watcher: error on {event!r}: {traceback.format_exc()}"
-            )
-
 
 class CodeWatcher:
     """Reports changes to the app's code; see the module docstring for the threads."""
@@ -108,7 +68,7 @@ class CodeWatcher:
         if not paths:
             raise ValueError("CodeWatcher needs at least one path to watch")
         unique = dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths)
-        self._roots = [_Root(p) for p in unique]
+        self._roots = [Root(p) for p in unique]
         self._filter = PathFilter(include, exclude)
         self._ignore = tuple(os.path.abspath(os.fspath(p)) for p in ignore)
         self._ignored: tuple[str, ...] = ()
@@ -121,8 +81,8 @@ class CodeWatcher:
         self._observer: Optional[BaseObserver] = None
         self._stopped = True
         # Armed watches, guarded by _arm_lock: real directory -> (watch, handler).
-        self._trees: dict[str, tuple[ObservedWatch, _Handler, Optional[tuple[int, int]]]] = {}
-        self._anchors: dict[str, tuple[ObservedWatch, _Handler]] = {}
+        self._trees: dict[str, tuple[ObservedWatch, Handler, Optional[tuple[int, int]]]] = {}
+        self._anchors: dict[str, tuple[ObservedWatch, Handler]] = {}
         self._anchor_names: dict[str, frozenset[str]] = {}  # replaced whole, read unlocked
         self._arm_lock = threading.Lock()
         self._reconcile_wanted = False
@@ -164,7 +124,7 @@ class CodeWatcher:
         with self._buffer_lock:
             changes, self._changes = self._changes, []
         self._service()
-        return _coalesce(changes)
+        return coalesce(changes)
 
     def resolved_targets(self) -> list[Path]:
         """The real directories watched recursively now, in watch-path order."""
@@ -245,7 +205,7 @@ class CodeWatcher:
 
     # -- watchdog's threads ----------------------------------------------------
 
-    def _on_tree_event(self, handler: _Handler, event: FileSystemEvent) -> None:
+    def _on_tree_event(self, handler: Handler, event: FileSystemEvent) -> None:
         if self._stopped:
             return
         src = os.fsdecode(event.src_path)
@@ -276,7 +236,7 @@ class CodeWatcher:
         rel = path[len(prefix) :]
         return rel if rel and self._filter.counts(rel) else None
 
-    def _on_anchor_event(self, handler: _Handler, event: FileSystemEvent) -> None:
+    def _on_anchor_event(self, handler: Handler, event: FileSystemEvent) -> None:
         if self._stopped:
             return
         src = os.fsdecode(event.src_path)
@@ -340,12 +300,12 @@ class CodeWatcher:
         self._anchor_names = {d: frozenset(names) for d, names in wanted.items()}
         for directory, (old, handler) in list(self._anchors.items()):
             if directory not in wanted or handler.dead:
-                _unschedule(observer, old)
+                unschedule(observer, old)
                 del self._anchors[directory]
         armed = False
         for directory in wanted:
             if directory not in self._anchors:
-                handler = _Handler(self, directory, tree=False)
+                handler = Handler(self, directory, tree=False)
                 watch = self._schedule(observer, handler, recursive=False)
                 if watch is not None:
                     self._anchors[directory] = (watch, handler)
@@ -361,7 +321,11 @@ class CodeWatcher:
         wanted: dict[str, Optional[tuple[int, int]]] = {}
         for root, plan in zip(self._roots, plans):
             if plan.target is None:
-                if root.target is not None and not root.lost and _ident(root.target) == root.ident:
+                if (
+                    root.target is not None
+                    and not root.lost
+                    and dir_ident(root.target) == root.ident
+                ):
                     wanted[root.target] = root.ident  # e.g. `current` is being replaced
                 else:
                     self._lose(root, f"{root.path} does not lead to a directory")
@@ -375,26 +339,26 @@ class CodeWatcher:
             wanted[plan.target] = plan.ident
         for directory, (old, handler, ident) in list(self._trees.items()):
             if handler.dead or directory not in wanted or wanted[directory] != ident:
-                _unschedule(observer, old)
+                unschedule(observer, old)
                 del self._trees[directory]
         armed = False
         for directory, ident in wanted.items():
             if directory not in self._trees:
-                handler = _Handler(self, directory, tree=True)
+                handler = Handler(self, directory, tree=True)
                 watch = self._schedule(observer, handler, recursive=True)
                 if watch is not None:
                     self._trees[directory] = (watch, handler, ident)
                     armed = True
         return armed
 
-    def _lose(self, root: _Root, why: str) -> None:
+    def _lose(self, root: Root, why: str) -> None:
         """Note once that a watch path leads nowhere; its return will be a release."""
         if not root.lost:
             root.lost = True
             self._record(message=f"code watcher: {why}; watching for {root.path} to (re)appear")
 
     def _schedule(
-        self, observer: BaseObserver, handler: _Handler, recursive: bool
+        self, observer: BaseObserver, handler: Handler, recursive: bool
     ) -> Optional[ObservedWatch]:
         try:
             return observer.schedule(handler, handler.directory, recursive=recursive)
@@ -405,26 +369,3 @@ class CodeWatcher:
                 self._record(message=f"code watcher: cannot watch {handler.directory}: {exc}")
             return None
 
-
-def _ident(path: str) -> Optional[tuple[int, int]]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
-def _unschedule(observer: BaseObserver, watch: ObservedWatch) -> None:
-    try:
-        observer.unschedule(watch)
-    except KeyError:  # already gone with its emitter
-        pass
-
-
-def _coalesce(changes: list[Change]) -> list[Change]:
-    """One Change per path, in first-seen order; a plain "modified" never hides another kind."""
-    by_path: dict[str, Change] = {}
-    for change in changes:
-        if change.path not in by_path or change.kind != "modified":
-            by_path[change.path] = change
-    return list(by_path.values())

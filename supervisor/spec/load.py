@@ -1,7 +1,7 @@
 """Load a YAML spec into a frozen `Spec`, reporting every problem at once.
 
 Each problem names the file, line and column, the dotted key and what to do
-(see `yamlnodes.Problem`). The layout of the spec is documented key by key
+(see `source.Problem`). The layout of the spec is documented key by key
 in etc/example.yaml.
 """
 
@@ -11,10 +11,11 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Callable, Optional, TypeVar, Union
+from typing import Optional, Union
 
-from yaml.nodes import Node, ScalarNode, SequenceNode
+from yaml.nodes import Node, ScalarNode
 
+from supervisor.spec.convert import at_least, duration, from_text, number_in
 from supervisor.spec.hostchecks import (
     absolute_path,
     default_runtime_dir,
@@ -32,7 +33,6 @@ from supervisor.spec.hostchecks import (
 from supervisor.spec.model import (
     DEFAULT_WATCH_INCLUDE,
     NEVER_WATCHED,
-    OWNED_OPTIONS,
     RELOAD_MODES,
     Address,
     AppSpec,
@@ -45,6 +45,9 @@ from supervisor.spec.model import (
     UwsgiSpec,
     WatchSpec,
 )
+from supervisor.spec.options import option_name, option_values
+from supervisor.spec.scalars import NULL, as_bool, as_text, describe
+from supervisor.spec.sections import Section
 from supervisor.spec.source import Problem, Report, SpecError, read_yaml
 from supervisor.spec.values import (
     check_env_name,
@@ -57,22 +60,9 @@ from supervisor.spec.values import (
     parse_app_target,
     parse_duration,
 )
-from supervisor.spec.yamlnodes import (
-    BOOL,
-    NULL,
-    NodeError,
-    Section,
-    as_bool,
-    as_int,
-    as_number,
-    as_text,
-    describe,
-    is_text,
-)
 
 __all__ = ["Problem", "SpecError", "load_spec", "parse_duration"]
 
-T = TypeVar("T")
 
 TOP_KEYS = (
     "name", "user", "group", "app", "uwsgi", "runtime_dir", "logto",
@@ -101,19 +91,6 @@ ELSEWHERE = {
     if key not in TOP_KEYS and section != "start"
 }
 
-# Owned uWSGI options that a spec key covers: where to say it instead.
-OPTION_KEYS = {
-    "socket": "uwsgi.socket", "uwsgi-socket": "uwsgi.socket",
-    "http": "uwsgi.http", "http-socket": "uwsgi.http",
-    "processes": "uwsgi.processes", "workers": "uwsgi.processes",
-    "threads": "uwsgi.threads", "mount": "uwsgi.mount", "manage-script-name": "uwsgi.mount",
-    "chdir": "app.chdir", "module": "app.module", "wsgi-file": "app.module",
-    "virtualenv": "app.virtualenv", "home": "app.virtualenv", "venv": "app.virtualenv",
-    "env": "app.env", "logto": "logto", "lazy-apps": "watch.reload: chain",
-    "uid": "user", "gid": "group", "chmod-socket": "nginx.group", "chown-socket": "nginx.group",
-}  # fmt: skip
-
-
 def load_spec(path: Union[str, Path], environ: Optional[Mapping[str, str]] = None) -> Spec:
     """The Spec in the YAML file at `path`; SpecError lists every problem found.
 
@@ -133,7 +110,7 @@ def load_spec(path: Union[str, Path], environ: Optional[Mapping[str, str]] = Non
 
 def _spec(root: Section, path: Path, env: Mapping[str, str]) -> Spec:
     name = _name(root, path)
-    given_runtime_dir = root.get("runtime_dir", _from_text(absolute_path), None, nullable=True)
+    given_runtime_dir = root.get("runtime_dir", from_text(absolute_path), None, nullable=True)
     runtime_dir = given_runtime_dir or default_runtime_dir(name, env)
     u = root.section("uwsgi", SECTION_KEYS["uwsgi"])
     uwsgi = _uwsgi(u, runtime_dir, env)
@@ -144,9 +121,9 @@ def _spec(root: Section, path: Path, env: Mapping[str, str]) -> Spec:
         app=_app(root.section("app", SECTION_KEYS["app"], "add app: with module: and chdir:")),
         uwsgi=uwsgi,
         runtime_dir=runtime_dir,
-        logto=root.get("logto", _from_text(file_in_existing_dir), None, nullable=True),
-        user=root.get("user", _from_text(existing_user), None, nullable=True),
-        group=root.get("group", _from_text(existing_group), None, nullable=True),
+        logto=root.get("logto", from_text(file_in_existing_dir), None, nullable=True),
+        user=root.get("user", from_text(existing_user), None, nullable=True),
+        group=root.get("group", from_text(existing_group), None, nullable=True),
         watch=_watch(root.section("watch", SECTION_KEYS["watch"]), socket),
         restart=_restart(root.section("restart", SECTION_KEYS["restart"])),
         nginx=_nginx(root.section("nginx", SECTION_KEYS["nginx"]), socket),
@@ -156,59 +133,12 @@ def _spec(root: Section, path: Path, env: Mapping[str, str]) -> Spec:
     )
 
 
-# ---- converters: YAML node -> value, ValueError with a message if bad ----
-
-
-def _from_text(parse: Callable[[str], T]) -> Callable[[Node], T]:
-    """A converter that takes a text scalar and parses or checks it."""
-    return lambda node: parse(as_text(node))
-
-
-def _at_least(minimum: int) -> Callable[[Node], int]:
-    def convert(node: Node) -> int:
-        value = as_int(node)
-        if value < minimum:
-            raise ValueError(f"must be {minimum} or more, got {value}")
-        return value
-
-    return convert
-
-
-def _number_in(low: float, high: Optional[float], why: str) -> Callable[[Node], float]:
-    def convert(node: Node) -> float:
-        value = as_number(node)
-        if value < low or (high is not None and value > high):
-            bounds = f"from {low:g} to {high:g}" if high is not None else f"{low:g} or more"
-            raise ValueError(f"must be {bounds} ({why}), got {value:g}")
-        return value
-
-    return convert
-
-
-def _duration(positive: bool = False) -> Callable[[Node], float]:
-    def convert(node: Node) -> float:
-        if is_text(node):
-            seconds = parse_duration(node.value)
-        elif isinstance(node, ScalarNode) and node.tag == BOOL:
-            raise ValueError(
-                f"bad duration '{node.value}' (YAML reads it as a boolean); "
-                "use a number of seconds or 300ms, 2s, 1m"
-            )
-        else:
-            seconds = parse_duration(as_number(node, "a duration such as 2s or 300ms"))
-        if positive and seconds == 0:
-            raise ValueError("must be more than 0")
-        return seconds
-
-    return convert
-
-
 # ---- sections -----------------------------------------------------------
 
 
 def _name(root: Section, path: Path) -> str:
     if root.has("name"):
-        return root.get("name", _from_text(check_name), path.stem)
+        return root.get("name", from_text(check_name), path.stem)
     try:
         return check_name(path.stem)
     except ValueError as exc:
@@ -218,15 +148,15 @@ def _name(root: Section, path: Path) -> str:
 
 def _app(app: Section) -> AppSpec:
     target = app.get(
-        "module", _from_text(parse_app_target), None, required="e.g. module: 'blog:app'"
+        "module", from_text(parse_app_target), None, required="e.g. module: 'blog:app'"
     )
     chdir = app.get(
         "chdir",
-        _from_text(existing_dir),
+        from_text(existing_dir),
         None,
         required="the app's directory, e.g. chdir: /srv/blog/current",
     )
-    virtualenv = app.get("virtualenv", _from_text(virtualenv_dir), None, nullable=True)
+    virtualenv = app.get("virtualenv", from_text(virtualenv_dir), None, nullable=True)
     env = app.get_pairs("env", check_env_name, _env_value)
     if target is not None and chdir is not None and app.ok("virtualenv"):
         roots = [chdir] + (site_packages(virtualenv) if virtualenv else [])
@@ -258,15 +188,15 @@ def _uwsgi(u: Section, runtime_dir: Path, env: Mapping[str, str]) -> UwsgiSpec:
     return UwsgiSpec(
         binary=found,
         socket=socket or Address(path=RuntimePaths(runtime_dir).app_socket),
-        processes=u.get("processes", _at_least(1), UwsgiSpec.processes),
-        threads=u.get("threads", _at_least(1), UwsgiSpec.threads),
+        processes=u.get("processes", at_least(1), UwsgiSpec.processes),
+        threads=u.get("threads", at_least(1), UwsgiSpec.threads),
         allow_public_socket=allow_public_socket,
         http=http,
         allow_public_http=allow_public_http,
-        mount=u.get("mount", _from_text(normalise_mount), UwsgiSpec.mount),
+        mount=u.get("mount", from_text(normalise_mount), UwsgiSpec.mount),
         options=tuple(
             (name, value)
-            for name, values in u.get_pairs("options", _option_name, _option_values)
+            for name, values in u.get_pairs("options", option_name, option_values)
             for value in values
         ),
     )
@@ -285,54 +215,15 @@ _PUBLIC_HTTP = (
 
 def _listener(u: Section, key: str, allow_key: str, why: str) -> tuple[Optional[Address], bool]:
     """An address and its opt-in; refused when not loopback and not opted in."""
-    address = u.get(key, _from_text(parse_address), None, nullable=True)
+    address = u.get(key, from_text(parse_address), None, nullable=True)
     allowed = u.get(allow_key, as_bool, False)  # opt-in: off unless said
     if address is not None and not is_loopback(address) and not allowed and u.ok(allow_key):
         u.problem(key, f"{address.for_uwsgi()} listens on {listen_scope(address)}: {why}")
     return address, allowed
 
 
-def _option_name(name: str) -> str:
-    canonical = name.lstrip("-").replace("_", "-").lower()
-    if canonical in OWNED_OPTIONS:
-        where = OPTION_KEYS.get(canonical)
-        instead = f" and set {where} instead" if where else ""
-        raise ValueError(f"'{name}' is managed by uwsgi-supervisor; remove it{instead}")
-    if name.startswith("-"):
-        raise ValueError(f"write option names without dashes: '{name.lstrip('-')}'")
-    if not canonical.replace("-", "").isalnum():
-        raise ValueError(f"'{name}' is not a uWSGI option name")
-    return canonical
-
-
-def _option_values(name: str, node: Node) -> tuple[str, ...]:
-    """One value per occurrence of the option: a list repeats it."""
-    if isinstance(node, SequenceNode):
-        if not node.value:
-            raise ValueError("is an empty list; remove the option or give it values")
-        return tuple(_option_value(item, item) for item in node.value)
-    return (_option_value(node, None),)
-
-
-def _option_value(node: Node, item: Optional[Node]) -> str:
-    def bad(message: str) -> ValueError:
-        return NodeError(item, message) if item is not None else ValueError(message)
-
-    if not isinstance(node, ScalarNode):
-        raise bad(
-            f"an option's value must be text, a number, true/false or a list of those, "
-            f"not {describe(node)}"
-        )
-    if node.tag == NULL:
-        raise bad("has no value; for an option that is a flag, write true")
-    if node.tag == BOOL:
-        return "true" if as_bool(node) else "false"
-    # Numbers go through as written: uWSGI parses them itself (umask: 022).
-    return str(node.value)
-
-
 def _nginx(n: Section, socket: Optional[Address]) -> NginxSpec:
-    group = n.get("group", _from_text(existing_group), None, nullable=True)
+    group = n.get("group", from_text(existing_group), None, nullable=True)
     if group is not None and socket is not None and not socket.is_unix:
         n.problem(
             "group",
@@ -359,8 +250,8 @@ def _watch(w: Section, socket: Optional[Address]) -> WatchSpec:
             "to turn reloading off, set watch.enabled: false",
         )
     extra = w.get_list("exclude", _glob) or ()
-    debounce = w.get("debounce", _duration(), WatchSpec.debounce)
-    max_wait = w.get("max_wait", _duration(), WatchSpec.max_wait)
+    debounce = w.get("debounce", duration(), WatchSpec.debounce)
+    max_wait = w.get("max_wait", duration(), WatchSpec.max_wait)
     if w.ok("debounce", "max_wait") and max_wait < debounce:
         w.problem(
             "max_wait" if w.has("max_wait") else "debounce",
@@ -377,7 +268,7 @@ def _watch(w: Section, socket: Optional[Address]) -> WatchSpec:
         )
     return WatchSpec(
         enabled=w.get("enabled", as_bool, WatchSpec.enabled),
-        paths=w.get_list("paths", _from_text(existing_path)) or (),
+        paths=w.get_list("paths", from_text(existing_path)) or (),
         include=include or DEFAULT_WATCH_INCLUDE,
         # Adding to the defaults, never replacing them, keeps logs and
         # bytecode from ever triggering a reload.
@@ -387,7 +278,7 @@ def _watch(w: Section, socket: Optional[Address]) -> WatchSpec:
         reload=reload,
         preflight=w.get("preflight", as_bool, WatchSpec.preflight),
         preflight_timeout=w.get(
-            "preflight_timeout", _duration(positive=True), WatchSpec.preflight_timeout
+            "preflight_timeout", duration(positive=True), WatchSpec.preflight_timeout
         ),
         poll=w.get("poll", as_bool, WatchSpec.poll),
     )
@@ -412,8 +303,8 @@ def _reload_mode(node: Node) -> ReloadMode:
 
 def _restart(r: Section) -> RestartSpec:
     b = r.section("backoff", SECTION_KEYS["restart.backoff"])
-    initial = b.get("initial", _duration(positive=True), BackoffSpec.initial)
-    maximum = b.get("max", _duration(positive=True), BackoffSpec.max)
+    initial = b.get("initial", duration(positive=True), BackoffSpec.initial)
+    maximum = b.get("max", duration(positive=True), BackoffSpec.max)
     if b.ok("initial", "max") and maximum < initial:
         b.problem(
             "max" if b.has("max") else "initial",
@@ -425,18 +316,18 @@ def _restart(r: Section) -> RestartSpec:
         max=maximum,
         factor=b.get(
             "factor",
-            _number_in(1, None, "each delay is the last one times factor"),
+            number_in(1, None, "each delay is the last one times factor"),
             BackoffSpec.factor,
         ),
-        jitter=b.get("jitter", _number_in(0, 1, "a fraction of each delay"), BackoffSpec.jitter),
+        jitter=b.get("jitter", number_in(0, 1, "a fraction of each delay"), BackoffSpec.jitter),
     )
     return RestartSpec(
         backoff=backoff,
-        reset_after=r.get("reset_after", _duration(), RestartSpec.reset_after),
-        max_attempts=r.get("max_attempts", _at_least(1), None, nullable=True),
+        reset_after=r.get("reset_after", duration(), RestartSpec.reset_after),
+        max_attempts=r.get("max_attempts", at_least(1), None, nullable=True),
     )
 
 
 def _timeout(root: Section, key: str, default: float) -> float:
     section = root.section(key, SECTION_KEYS["start"])
-    return section.get("timeout", _duration(positive=True), default)
+    return section.get("timeout", duration(positive=True), default)

@@ -27,52 +27,6 @@ class ReloadMode(str, enum.Enum):
 # The modes a spec may choose for code pushes (restart is the supervisor's own).
 RELOAD_MODES = (ReloadMode.GRACEFUL, ReloadMode.CHAIN, ReloadMode.SWAP)
 
-# Options the supervisor sets itself; a spec may not pass them through
-# `uwsgi.options`, because the supervisor's control of uWSGI depends on them.
-OWNED_OPTIONS = frozenset(
-    {
-        "master",
-        "master-fifo",
-        "stats",
-        "stats-server",
-        "stats-no-cores",
-        "stats-http",
-        "need-app",
-        "socket",
-        "uwsgi-socket",
-        "http",
-        "http-socket",
-        "chdir",
-        "module",
-        "wsgi-file",
-        "mount",
-        "manage-script-name",
-        "virtualenv",
-        "home",
-        "venv",
-        "pythonpath",
-        "processes",
-        "workers",
-        "threads",
-        "lazy-apps",
-        "logto",
-        "daemonize",
-        "pidfile",
-        "chmod-socket",
-        "chown-socket",
-        "vacuum",
-        "ini",
-        "yaml",
-        "json",
-        "xml",
-        "die-on-term",
-        "uid",
-        "gid",
-        "env",
-        "hook-post-fork",
-    }
-)
-
 # Default globs for what a code push is made of, and what never is.
 DEFAULT_WATCH_INCLUDE = (
     "*.py",

@@ -147,6 +147,15 @@ def build_command(
     return Command(argv=argv, env=env)
 
 
+def needs_restart(old: Spec, new: Spec) -> bool:
+    """True when a new spec changes how uWSGI is started (its command line,
+    environment or user): a reload cannot apply that, a restart must."""
+    inst = runtime_paths(old).instance("x")
+    if build_command(old, inst).argv != build_command(new, inst).argv:
+        return True
+    return new.app.env != old.app.env or new.user != old.user or new.group != old.group
+
+
 def chain_reload_loads_new_code(spec: Spec) -> bool:
     """True when a chain reload (`c`) would load new code: only with lazy-apps,
     which the supervisor sets for watch.reload: chain. Without it, `c` forks

@@ -6,7 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Optional
 
 from supervisor.spec.hostchecks import lookup_group, lookup_user
 from supervisor.spec.model import Spec, runtime_paths
@@ -52,11 +52,11 @@ def prepare_runtime_dir(spec: Spec) -> IO[str]:
     return lock
 
 
-def drop_privileges(spec: Spec) -> dict[str, Any]:
+def drop_privileges(spec: Spec, euid: Optional[int] = None) -> dict[str, Any]:
     """Popen arguments that run a child as the service user when we are root
-    and the spec names one: uid, gid, and that user's own supplementary
-    groups (never root's). Empty otherwise."""
-    if os.geteuid() != 0 or not spec.user:
+    (`euid`, default ours) and the spec names one: uid, gid, and that user's
+    own supplementary groups (never root's). Empty otherwise."""
+    if (os.geteuid() if euid is None else euid) != 0 or not spec.user:
         return {}
     pw = lookup_user(spec.user)
     gid = lookup_group(spec.group).gr_gid if spec.group else pw.pw_gid

@@ -1,0 +1,111 @@
+"""uwsgi.options: what a spec may pass through to uWSGI, and how it is read.
+
+Options the supervisor sets itself are refused with the spec key to use
+instead; the rest pass through as --key value, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from yaml.nodes import Node, ScalarNode, SequenceNode
+
+from supervisor.spec.scalars import BOOL, NULL, as_bool, describe
+from supervisor.spec.sections import NodeError
+
+# Options the supervisor sets itself; a spec may not pass them through
+# `uwsgi.options`, because the supervisor's control of uWSGI depends on them.
+OWNED_OPTIONS = frozenset(
+    {
+        "master",
+        "master-fifo",
+        "stats",
+        "stats-server",
+        "stats-no-cores",
+        "stats-http",
+        "need-app",
+        "socket",
+        "uwsgi-socket",
+        "http",
+        "http-socket",
+        "chdir",
+        "module",
+        "wsgi-file",
+        "mount",
+        "manage-script-name",
+        "virtualenv",
+        "home",
+        "venv",
+        "pythonpath",
+        "processes",
+        "workers",
+        "threads",
+        "lazy-apps",
+        "logto",
+        "daemonize",
+        "pidfile",
+        "chmod-socket",
+        "chown-socket",
+        "vacuum",
+        "ini",
+        "yaml",
+        "json",
+        "xml",
+        "die-on-term",
+        "uid",
+        "gid",
+        "env",
+        "hook-post-fork",
+    }
+)
+
+# Owned uWSGI options that a spec key covers: where to say it instead.
+OPTION_KEYS = {
+    "socket": "uwsgi.socket", "uwsgi-socket": "uwsgi.socket",
+    "http": "uwsgi.http", "http-socket": "uwsgi.http",
+    "processes": "uwsgi.processes", "workers": "uwsgi.processes",
+    "threads": "uwsgi.threads", "mount": "uwsgi.mount", "manage-script-name": "uwsgi.mount",
+    "chdir": "app.chdir", "module": "app.module", "wsgi-file": "app.module",
+    "virtualenv": "app.virtualenv", "home": "app.virtualenv", "venv": "app.virtualenv",
+    "env": "app.env", "logto": "logto", "lazy-apps": "watch.reload: chain",
+    "uid": "user", "gid": "group", "chmod-socket": "nginx.group", "chown-socket": "nginx.group",
+}  # fmt: skip
+
+
+def option_name(name: str) -> str:
+    canonical = name.lstrip("-").replace("_", "-").lower()
+    if canonical in OWNED_OPTIONS:
+        where = OPTION_KEYS.get(canonical)
+        instead = f" and set {where} instead" if where else ""
+        raise ValueError(f"'{name}' is managed by uwsgi-supervisor; remove it{instead}")
+    if name.startswith("-"):
+        raise ValueError(f"write option names without dashes: '{name.lstrip('-')}'")
+    if not canonical.replace("-", "").isalnum():
+        raise ValueError(f"'{name}' is not a uWSGI option name")
+    return canonical
+
+
+def option_values(name: str, node: Node) -> tuple[str, ...]:
+    """One value per occurrence of the option: a list repeats it."""
+    if isinstance(node, SequenceNode):
+        if not node.value:
+            raise ValueError("is an empty list; remove the option or give it values")
+        return tuple(option_value(item, item) for item in node.value)
+    return (option_value(node, None),)
+
+
+def option_value(node: Node, item: Optional[Node]) -> str:
+    def bad(message: str) -> ValueError:
+        return NodeError(item, message) if item is not None else ValueError(message)
+
+    if not isinstance(node, ScalarNode):
+        raise bad(
+            f"an option's value must be text, a number, true/false or a list of those, "
+            f"not {describe(node)}"
+        )
+    if node.tag == NULL:
+        raise bad("has no value; for an option that is a flag, write true")
+    if node.tag == BOOL:
+        return "true" if as_bool(node) else "false"
+    # Numbers go through as written: uWSGI parses them itself (umask: 022).
+    return str(node.value)
