@@ -1,0 +1,300 @@
+"""From file changes to a reload: CodePush.tick and deadline() with a fake clock.
+
+The watcher and the import check are fakes; the machine is the real one on
+a fake controller, so the reload a change leads to shows in its calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import pytest
+from fakes import make_machine, make_spec, stats
+
+from supervisor.codepush.debounce import Change
+from supervisor.codepush.glue import CodePush
+from supervisor.codepush.preflight import Preflight, PreflightResult
+from supervisor.codepush.watcher import CodeWatcher
+from supervisor.lifecycle.machine import Machine
+from supervisor.lifecycle.states import State
+from supervisor.spec.model import BackoffSpec, ReloadMode, Spec, WatchSpec, runtime_paths
+
+DEBOUNCE = 0.2
+CHECK_TIMEOUT = 30.0
+EDIT = Change("/srv/blog/blog.py", "modified", "blog.py")
+
+
+class FakeWatcher(CodeWatcher):
+    """Hands out the changes a test queued; never watches anything."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__([path], (), (), (), False, lambda: None, lambda line: None)
+        self.queued: list[Change] = []
+
+    def drain(self) -> list[Change]:
+        changes, self.queued = self.queued, []
+        return changes
+
+
+class FakePreflight(Preflight):
+    """An import check that ends when a test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checking = False
+        self.result: Optional[PreflightResult] = None
+        self.started_at: list[float] = []
+
+    @property
+    def running(self) -> bool:
+        return self.checking
+
+    def start(self, now: float, spec: Spec) -> None:
+        self.checking = True
+        self.result = None
+        self.started_at.append(now)
+        self.deadline = now + spec.watch.preflight_timeout
+
+    def poll(self, now: float) -> Optional[PreflightResult]:
+        if not self.checking or self.result is None:
+            return None
+        self.checking = False
+        return self.result
+
+    def cancel(self) -> None:
+        self.checking = False
+
+
+PASSED = PreflightResult(True, "", "", 0.4)
+FAILED = PreflightResult(
+    False,
+    "SyntaxError in blog.py line 3: invalid syntax",
+    'Traceback (most recent call last):\n  File "/srv/blog/blog.py", line 3\n'
+    "SyntaxError: invalid syntax\n",
+    0.3,
+)
+
+
+class Rig:
+    """A running machine, its fake controller and a CodePush with fake parts."""
+
+    def __init__(self, tmp_path: Path, mode: ReloadMode = ReloadMode.GRACEFUL, **spec: object):
+        base = make_spec(**spec)  # restart settings
+        app_dir = tmp_path / "app"
+        runtime_dir = tmp_path / "rt"
+        app_dir.mkdir()
+        runtime_dir.mkdir()
+        self.spec = replace(
+            base,
+            app=replace(base.app, chdir=app_dir),
+            runtime_dir=runtime_dir,
+            watch=WatchSpec(
+                paths=(app_dir,),
+                debounce=DEBOUNCE,
+                max_wait=2.0,
+                reload=mode,
+                preflight_timeout=CHECK_TIMEOUT,
+            ),
+        )
+        self.machine, self.ctl, self.logs = make_machine(self.spec)
+        self.machine.start(0.0)
+        self.machine.stats(0.5, stats(11, 12))
+        assert self.machine.state is State.RUNNING
+        self.ctl.calls.clear()
+        self.codepush = CodePush(self.machine.live, self.machine, self.logs.append, lambda: None)
+        self.watcher = FakeWatcher(app_dir)
+        self.check = FakePreflight()
+        self.codepush.watcher = self.watcher
+        self.codepush.preflight = self.check
+
+    @property
+    def m(self) -> Machine:
+        return self.machine
+
+    def state(self) -> State:
+        """The machine's state now (a call: type checkers keep no narrowing across events)."""
+        return self.machine.state
+
+    def change(self, now: float, *changes: Change) -> None:
+        """The watcher saw `changes` (default: blog.py edited); the loop ticks."""
+        self.watcher.queued.extend(changes or (EDIT,))
+        self.codepush.tick(now)
+
+    def tick(self, now: float) -> None:
+        self.codepush.tick(now)
+
+    def finish_check(self, now: float, result: PreflightResult) -> None:
+        """The import check ended (SIGCHLD woke the loop)."""
+        self.check.result = result
+        self.codepush.tick(now)
+
+
+def test_a_change_starts_the_import_check_after_the_debounce_not_a_reload(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.change(1.0)
+    assert rig.codepush.deadline() == pytest.approx(1.0 + DEBOUNCE)
+    rig.tick(1.0 + DEBOUNCE - 0.001)
+    assert rig.check.started_at == []  # the push may not be complete yet
+    rig.tick(1.0 + DEBOUNCE)
+    assert rig.check.started_at == [1.0 + DEBOUNCE]
+    assert rig.state() is State.RUNNING
+    assert rig.ctl.calls == []  # no reload before the new code is known to import
+    # The check imports through the same entry shim uWSGI loads.
+    assert runtime_paths(rig.spec).entry.read_text().count("import_module('blog')") == 1
+
+
+@pytest.mark.parametrize(("mode", "fifo"), [(ReloadMode.GRACEFUL, "r"), (ReloadMode.CHAIN, "c")])
+def test_a_passing_check_requests_the_reload(tmp_path: Path, mode: ReloadMode, fifo: str) -> None:
+    rig = Rig(tmp_path, mode)
+    rig.change(1.0)
+    rig.tick(1.2)
+    rig.tick(1.3)
+    assert rig.ctl.calls == []  # still checking
+    rig.finish_check(1.6, PASSED)
+    assert rig.state() is State.RELOADING
+    assert rig.ctl.calls == ["RELOADING", f"fifo {fifo}"]
+    assert rig.m.reload is not None and rig.m.reload.reason == "blog.py changed"
+    assert rig.codepush.refused is None
+
+
+def test_a_failing_check_keeps_serving_and_says_why(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.change(1.0)
+    rig.tick(1.2)
+    rig.finish_check(1.5, FAILED)
+    assert rig.state() is State.RUNNING
+    assert rig.ctl.calls == []
+    assert rig.codepush.refused == "reload refused: SyntaxError in blog.py line 3: invalid syntax"
+    assert "the running code keeps serving" in rig.logs[-1]
+    assert "SyntaxError: invalid syntax" in rig.logs[-1]  # the check's output, for the journal
+    rig.tick(5.0)
+    assert rig.ctl.calls == [] and rig.check.started_at == [1.2]  # no retry of the same code
+
+    # The fix is pushed: checked, reloaded, and the refusal is cleared.
+    rig.change(10.0)
+    rig.tick(10.2)
+    rig.finish_check(10.5, PASSED)
+    assert rig.ctl.calls == ["RELOADING", "fifo r"]
+    assert rig.codepush.refused is None
+
+
+def test_a_fix_pushed_while_a_failing_check_runs_is_checked_next(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.change(1.0)
+    rig.tick(1.2)
+    rig.change(1.3)  # the fix, while the broken push is still being checked
+    rig.finish_check(1.4, FAILED)
+    assert rig.codepush.refused is not None
+    rig.tick(1.5)
+    assert rig.check.started_at == [1.2, 1.5]
+    rig.finish_check(1.8, PASSED)
+    assert rig.ctl.calls == ["RELOADING", "fifo r"]
+    assert rig.codepush.refused is None
+
+
+def test_swap_mode_reloads_without_an_import_check(tmp_path: Path) -> None:
+    """The candidate master is the check: it replaces the old one only once it serves."""
+    rig = Rig(tmp_path, ReloadMode.SWAP)
+    rig.change(1.0)
+    rig.tick(1.0 + DEBOUNCE)
+    assert rig.check.started_at == []
+    assert rig.state() is State.RELOADING
+    assert rig.ctl.calls == ["RELOADING", "spawn next"]
+
+
+def test_changes_during_a_reload_wait_and_give_exactly_one_more(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.change(1.0)
+    rig.tick(1.2)
+    rig.finish_check(1.5, PASSED)
+    assert rig.state() is State.RELOADING
+    for now in (1.6, 1.7, 2.5, 2.6):  # more of the push, and a second one
+        rig.change(now, Change(f"/srv/blog/v{now}.py", "created", f"v{now}.py"))
+    for now in (3.0, 4.0, 5.0):
+        rig.tick(now)
+    assert rig.check.started_at == [1.2]  # nothing checked while uWSGI reloads
+    assert rig.ctl.calls.count("fifo r") == 1
+
+    rig.m.stats(5.5, stats(21, 22))  # the reload completed
+    assert rig.state() is State.RUNNING
+    rig.tick(5.5)
+    assert rig.check.started_at == [1.2, 5.5]
+    rig.finish_check(5.8, PASSED)
+    assert rig.ctl.calls.count("fifo r") == 2
+    assert rig.m.reload is not None
+    assert rig.m.reload.reason == "v1.6.py and 3 other files changed"
+    rig.m.stats(6.0, stats(31, 32))
+    for now in (6.0, 7.0, 8.0):
+        rig.tick(now)
+    assert rig.ctl.calls.count("fifo r") == 2 and len(rig.check.started_at) == 2
+
+
+def test_a_due_change_during_backoff_restarts_at_once(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, backoff=BackoffSpec(initial=20.0, jitter=0.0))
+    rig.m.child_exited(1.0, "exit status 22")
+    rig.m.tick(1.0)  # the first restart is immediate ...
+    rig.m.child_exited(1.5, "exit status 22")  # ... the second one waits 20 s
+    assert rig.state() is State.BACKOFF and rig.m.deadline == 21.5
+    rig.ctl.calls.clear()
+    rig.change(2.0)
+    rig.tick(2.0 + DEBOUNCE)
+    assert rig.state() is State.STARTING
+    assert rig.ctl.calls == ["spawn"]
+    assert rig.check.started_at == []  # uWSGI is down anyway: starting it is the check
+
+
+def test_a_check_that_passes_while_uwsgi_is_down_is_not_lost(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, backoff=BackoffSpec(initial=20.0, jitter=0.0))
+    rig.change(1.0)
+    rig.tick(1.2)
+    rig.m.child_exited(1.3, "killed by SIGKILL")  # crashed while the check ran
+    rig.m.tick(1.3)
+    rig.m.child_exited(1.4, "killed by SIGKILL")
+    assert rig.state() is State.BACKOFF
+    rig.ctl.calls.clear()
+    rig.finish_check(1.5, PASSED)
+    assert rig.ctl.calls == []
+    rig.tick(1.5 + DEBOUNCE)
+    assert rig.state() is State.STARTING and rig.ctl.calls == ["spawn"]  # not 20 s later
+
+
+def test_deadline_is_never_in_the_past_while_the_check_runs(tmp_path: Path) -> None:
+    """The check's end comes with SIGCHLD: until its timeout there is nothing to do."""
+    rig = Rig(tmp_path)
+    rig.change(1.0)
+    rig.tick(1.2)
+    assert rig.check.running
+    rig.change(1.3)  # more changes arrive while the check runs: due at 1.5
+    for now in (1.3, 1.5, 1.6, 2.0, 10.0, 31.1):
+        rig.tick(now)
+        deadline = rig.codepush.deadline()
+        assert deadline == 1.2 + CHECK_TIMEOUT
+        assert deadline > now
+    rig.finish_check(31.1, PASSED)
+    assert rig.state() is State.RELOADING
+    assert rig.codepush.deadline() is None  # the later change waits for the reload
+
+
+@pytest.mark.parametrize("busy", [State.RELOADING, State.STARTING, State.STOPPING])
+def test_deadline_is_none_while_a_due_change_waits_for_the_machine(
+    tmp_path: Path, busy: State
+) -> None:
+    rig = Rig(tmp_path)
+    m = rig.m
+    if busy is State.RELOADING:
+        m.request_reload(1.0, ReloadMode.GRACEFUL, "reload requested")
+    elif busy is State.STARTING:
+        m.child_exited(1.0, "killed by SIGKILL")
+        m.tick(1.0)
+    else:
+        m.request_stop(1.0)
+    assert m.state is busy
+    rig.change(1.1)
+    for now in (1.1, 1.3, 1.5, 2.0, 5.0, 30.0):
+        rig.tick(now)
+        deadline = rig.codepush.deadline()
+        assert deadline is None or deadline > now
+    assert rig.check.started_at == []
+    assert rig.codepush.debouncer.pending  # kept for when the machine can act
