@@ -20,7 +20,12 @@ from supervisor.lifecycle.states import TROUBLE_STATES, State
 from supervisor.spec.load import SpecError, load_spec
 from supervisor.spec.model import Spec, runtime_paths
 from supervisor.status import StateDoc, ago, read_state
-from supervisor.uwsgi.command import build_command, chain_refusal, chain_reload_loads_new_code
+from supervisor.uwsgi.command import (
+    SHOWN_FDS,
+    build_command,
+    chain_refusal,
+    chain_reload_loads_new_code,
+)
 from supervisor.uwsgi.fifo import FifoNotReady, write_fifo_retry
 from supervisor.uwsgi.stats import parse_stats, read_stats_raw
 
@@ -97,8 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_check(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if not args.quiet:
-        cmd = build_command(spec, runtime_paths(spec).instance("1"))
+        cmd = build_command(spec, runtime_paths(spec).instance("1"), SHOWN_FDS)
         print(f"{args.spec}: ok ({spec.name}: {spec.app.target} in {spec.app.chdir})")
+        u = spec.uwsgi
+        print(f"app socket: {u.socket.for_uwsgi()} (backlog {u.listen}), uWSGI's fd://{SHOWN_FDS.app}")
+        if u.http is not None:
+            print(f"http socket: {u.http.for_uwsgi()}, uWSGI's fd://{SHOWN_FDS.http}")
         print(cmd.shell_line())
     return 0
 

@@ -24,10 +24,16 @@ from supervisor.spec.load import load_spec
 from supervisor.spec.model import LiveSpec, ReloadMode, Spec, runtime_paths
 from supervisor.status import ReloadVerdict, Snapshot
 from supervisor.systemd.notify import Notifier, watchdog_period
-from supervisor.uwsgi.command import chain_refusal, chain_reload_loads_new_code, needs_restart
+from supervisor.uwsgi.command import (
+    chain_refusal,
+    chain_reload_loads_new_code,
+    needs_restart,
+    sockets_differ,
+)
 from supervisor.uwsgi.controller import UwsgiController
 from supervisor.uwsgi.failures import summarize_failure
 from supervisor.uwsgi.instance import describe_exit
+from supervisor.uwsgi.listeners import ListenerError, open_listeners, reopen
 from supervisor.uwsgi.runtime import AlreadyRunning, prepare_runtime_dir, stop_leftovers
 
 if TYPE_CHECKING:
@@ -59,7 +65,6 @@ class Loop:
         self.reload_seq = 0  # reloads asked for by signal (CLI, systemctl reload)
         self.verdict = ReloadVerdict(seq=0, ok=True, message="")
         self.awaiting_reload = 0
-        self.socket_prepared = False
         self.codepush: Optional[CodePush] = None  # when watch.enabled
         self.watch_error: Optional[str] = None
         # What each signal does; handlers only record, this runs in the loop.
@@ -102,6 +107,16 @@ class Loop:
     def run(self) -> int:
         self.install_signals()
         stop_leftovers(self.spec, self.log.info, self._idle_ping)
+        try:
+            self.controller.listeners = open_listeners(self.spec, self.log.warning)
+        except ListenerError as exc:
+            self.log.error(str(exc))
+            return Exit.CONFIG
+        for listener in self.controller.listeners.all():
+            self.log.info(
+                f"{listener.role} socket {listener.address.for_uwsgi()} (backlog"
+                f" {listener.backlog}) held by {listener.held_by}"
+            )
         self._start_watching()
         try:
             self.machine.start(time.monotonic())
@@ -123,6 +138,8 @@ class Loop:
             if self.codepush is not None:
                 self.codepush.stop()
             self.controller.end_all()
+            if self.controller.listeners is not None:
+                self.controller.listeners.close()
         self._publish(time.monotonic(), force=True)
         return self.machine.exit_code
 
@@ -201,6 +218,8 @@ class Loop:
             self._refuse_reload(message)
             return
         restart = needs_restart(old, new)
+        if sockets_differ(old, new) and not self._reopen_sockets(new):
+            return
         rewatch = new.watch != old.watch or new.watch_paths != old.watch_paths
         self.live.install(new)  # the one place a new spec takes effect
         if rewatch:
@@ -210,6 +229,18 @@ class Loop:
             self._signal_reload(now, ReloadMode.RESTART, "spec changed (uWSGI command line)")
         else:
             self._signal_reload(now, new.watch.reload, "SIGHUP")
+
+    def _reopen_sockets(self, new: Spec) -> bool:
+        """Listen where a re-read spec says; False (refused, logged) if that cannot be."""
+        assert self.controller.listeners is not None
+        try:
+            self.controller.listeners = reopen(self.controller.listeners, new, self.log.warning)
+        except (ListenerError, OSError, KeyError) as exc:
+            message = f"SIGHUP: {exc}; keeping the running config"
+            self.log.error(message)
+            self._refuse_reload(message)
+            return False
+        return True
 
     def _signal_reload(
         self, now: float, mode: ReloadMode, reason: str = "reload requested"
@@ -252,7 +283,6 @@ class Loop:
         code = self.controller.poll_exit()
         if code is None:
             return
-        self.socket_prepared = False
         error = self.controller.last_error()
         how = describe_exit(code)
         self.log.info(f"uWSGI exited: {how}" + (f": {error}" if error else ""))
@@ -276,12 +306,6 @@ class Loop:
         current = self.controller.current
         if current is None:
             return
-        sock = self.spec.uwsgi.socket.path
-        if not self.socket_prepared and (sock is None or sock.exists()):
-            # As soon as uWSGI bound it, before any worker serves: nginx must
-            # never see a permission error.
-            self.controller.prepare_socket(sock)
-            self.socket_prepared = True
         m.stats(now, current.stats())
 
     def _ping(self, now: float) -> None:

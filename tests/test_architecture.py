@@ -138,6 +138,7 @@ KEY = re.compile(r"^(?P<indent> *)(?P<key>[a-z_]+):(?P<value>[^#]*)(#\s*default 
 WHERE: dict[str, tuple[type, str]] = {
     "uwsgi.processes": (UwsgiSpec, "processes"),
     "uwsgi.threads": (UwsgiSpec, "threads"),
+    "uwsgi.listen": (UwsgiSpec, "listen"),
     "uwsgi.allow_public_socket": (UwsgiSpec, "allow_public_socket"),
     "uwsgi.allow_public_http": (UwsgiSpec, "allow_public_http"),
     "watch.enabled": (WatchSpec, "enabled"),

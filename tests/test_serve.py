@@ -25,7 +25,8 @@ def test_module_level_app_is_served_and_check_prints_the_command(short_tmp: Path
     assert check.returncode == 0, check.stderr
     line = check.stdout.splitlines()[-1]
     assert "--master-fifo" in line and "--stats-no-cores" in line and "--need-app" in line
-    assert f"--http-socket 127.0.0.1:{port}" in line
+    assert "--socket fd://3" in line and "--http-socket fd://4" in line  # inherited
+    assert f"http socket: 127.0.0.1:{port}, uWSGI's fd://4" in check.stdout
     with Supervised(short_tmp, text, name="blog") as sup:
         sup.start()
         status, body = http_get(f"127.0.0.1:{port}", "/")

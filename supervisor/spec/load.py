@@ -71,7 +71,7 @@ TOP_KEYS = (
 SECTION_KEYS = {
     "app": ("module", "chdir", "virtualenv", "env"),
     "uwsgi": (
-        "binary", "processes", "threads", "socket", "allow_public_socket",
+        "binary", "processes", "threads", "socket", "allow_public_socket", "listen",
         "http", "allow_public_http", "mount", "options",
     ),
     "nginx": ("group", "static"),
@@ -189,6 +189,7 @@ def _uwsgi(u: Section, runtime_dir: Path, env: Mapping[str, str]) -> UwsgiSpec:
         binary=found,
         socket=socket or Address(path=RuntimePaths(runtime_dir).app_socket),
         processes=u.get("processes", at_least(1), UwsgiSpec.processes),
+        listen=u.get("listen", at_least(1), UwsgiSpec.listen),
         threads=u.get("threads", at_least(1), UwsgiSpec.threads),
         allow_public_socket=allow_public_socket,
         http=http,
@@ -259,13 +260,6 @@ def _watch(w: Section, socket: Optional[Address]) -> WatchSpec:
             f"({format_duration(debounce)}); make max_wait at least as long as debounce",
         )
     reload = w.get("reload", _reload_mode, WatchSpec.reload)
-    if reload is ReloadMode.SWAP and socket is not None and not socket.is_unix:
-        w.problem(
-            "reload",
-            "swap needs a unix socket: it starts a new uWSGI master beside the old one and "
-            "switches over by renaming the socket file, which a TCP port cannot do; "
-            "use a unix socket, or reload: graceful or chain",
-        )
     return WatchSpec(
         enabled=w.get("enabled", as_bool, WatchSpec.enabled),
         paths=w.get_list("paths", from_text(existing_path)) or (),

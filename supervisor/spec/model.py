@@ -144,6 +144,9 @@ class UwsgiSpec:
     allow_public_http: bool = False
     mount: str = "/"  # "/" or a sub-path like "/bbb" (no trailing slash)
     options: tuple[tuple[str, str], ...] = ()  # passed through as --key value
+    # Connections the listening sockets queue while no worker accepts (a
+    # restart, a burst): room for nginx's connections during a crash restart.
+    listen: int = 1024
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from supervisor.spec.sections import NodeError
 # `uwsgi.options`, because the supervisor's control of uWSGI depends on them.
 OWNED_OPTIONS = frozenset(
     {
+        "listen",
+        "reuse-port",
         "master",
         "master-fifo",
         "stats",
@@ -63,7 +65,7 @@ OWNED_OPTIONS = frozenset(
 OPTION_KEYS = {
     "socket": "uwsgi.socket", "uwsgi-socket": "uwsgi.socket",
     "http": "uwsgi.http", "http-socket": "uwsgi.http",
-    "processes": "uwsgi.processes", "workers": "uwsgi.processes",
+    "processes": "uwsgi.processes", "workers": "uwsgi.processes", "listen": "uwsgi.listen",
     "threads": "uwsgi.threads", "mount": "uwsgi.mount", "manage-script-name": "uwsgi.mount",
     "chdir": "app.chdir", "module": "app.module", "wsgi-file": "app.module",
     "virtualenv": "app.virtualenv", "home": "app.virtualenv", "venv": "app.virtualenv",

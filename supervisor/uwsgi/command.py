@@ -66,16 +66,30 @@ def write_entry(spec: Spec) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class SocketFds:
+    """The descriptors of the listening sockets a uWSGI master inherits."""
+
+    app: int
+    http: Optional[int] = None
+
+
+# What `check` shows: the numbers a socket unit passes (3, then 4). Without
+# one, the supervisor's own descriptors are passed, whatever their numbers.
+SHOWN_FDS = SocketFds(3, 4)
+
+
 def build_command(
     spec: Spec,
     inst: InstancePaths,
-    socket_path: Optional[Path] = None,
+    fds: SocketFds = SHOWN_FDS,
     environ: Optional[Mapping[str, str]] = None,
 ) -> Command:
     """The uWSGI command for one instance of the app.
 
-    `socket_path` overrides where a unix app socket is bound (a swap binds a
-    fresh name and renames it over the live one once ready).
+    uWSGI binds no socket: it takes the listening sockets the supervisor (or
+    systemd) holds as `fd://N`, so they outlive every master (a crash, a
+    swap, a re-exec on `r`) and connections queue instead of being refused.
     """
     paths = runtime_paths(spec)
     u = spec.uwsgi
@@ -103,17 +117,16 @@ def build_command(
         "--processes",
         str(u.processes),
     ]
-    if u.socket.is_unix:
-        argv += ["--socket", str(socket_path or u.socket.path)]
-    else:
-        argv += ["--socket", u.socket.for_uwsgi()]
+    argv += ["--socket", f"fd://{fds.app}"]
     if u.threads > 1:
         argv += ["--threads", str(u.threads)]
     if u.http is not None:
+        if fds.http is None:
+            raise ValueError("uwsgi.http is set but no socket was opened for it")
         # Workers speak HTTP on this socket themselves: unlike `--http` (a
         # router process replaced on every reload, resetting requests in
-        # flight) it is inherited across reloads like the app socket.
-        argv += ["--http-socket", u.http.for_uwsgi()]
+        # flight) it is inherited like the app socket.
+        argv += ["--http-socket", f"fd://{fds.http}"]
     if spec.app.virtualenv is not None:
         argv += ["--virtualenv", str(spec.app.virtualenv)]
     entry = str(paths.entry)
@@ -133,9 +146,6 @@ def build_command(
         log = inst.root / f"uwsgi-{inst.tag}.log"
         argv += ["--logto", str(log), "--log-maxsize", str(LOG_MAXSIZE)]
         argv += ["--log-backupname", f"{log}.old"]
-    if spec.watch.reload is ReloadMode.SWAP and u.http is not None:
-        # Both masters bind the development HTTP port during a swap.
-        argv.append("--reuse-port")
     for key, value in u.options:
         if value == "false":
             continue  # a flag turned off: uWSGI flags take no value
@@ -153,7 +163,16 @@ def needs_restart(old: Spec, new: Spec) -> bool:
     inst = runtime_paths(old).instance("x")
     if build_command(old, inst).argv != build_command(new, inst).argv:
         return True
+    if sockets_differ(old, new):
+        return True
     return new.app.env != old.app.env or new.user != old.user or new.group != old.group
+
+
+def sockets_differ(old: Spec, new: Spec) -> bool:
+    """True when the listening sockets must be opened anew for `new`."""
+    a, b = old.uwsgi, new.uwsgi
+    before = (a.socket, a.http, a.listen, old.nginx.group)
+    return before != (b.socket, b.http, b.listen, new.nginx.group)
 
 
 def chain_reload_loads_new_code(spec: Spec) -> bool:

@@ -12,15 +12,13 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from supervisor.lifecycle.machine import KILL_AFTER
-from supervisor.spec.hostchecks import lookup_group
 from supervisor.spec.model import LiveSpec, Spec, runtime_paths
 from supervisor.uwsgi import procs
 from supervisor.uwsgi.command import build_command, write_entry
 from supervisor.uwsgi.failures import summarize_failure
 from supervisor.uwsgi.instance import Instance
+from supervisor.uwsgi.listeners import Listeners
 from supervisor.uwsgi.runtime import drop_privileges
-
-DRAIN_MAX = 5.0  # longest wait for a retiring master's listen queue to empty
 
 
 class UwsgiController:
@@ -35,6 +33,7 @@ class UwsgiController:
         self.retiring: list[Instance] = []
         self.spawn_count = 0
         self.last_tail: list[str] = []
+        self.listeners: Optional[Listeners] = None  # held for the app's whole life
 
     @property
     def spec(self) -> Spec:
@@ -50,30 +49,30 @@ class UwsgiController:
         if self.current is not None:
             self.current.close()
         self._clear_stale_files()
-        sock = self.spec.uwsgi.socket.path
-        self.current = self._start(sock)
+        self.current = self._start(serving=True)
 
     def spawn_next(self, now: float) -> None:
-        """Start a swap candidate on a fresh unix socket beside the live one."""
-        sock = self.spec.uwsgi.socket.path
-        assert sock is not None, "swap needs a unix socket (checked by the spec loader)"
-        self.next = self._start(sock.with_name(f"{sock.name}.{self.spawn_count + 1}"))
+        """Start a swap candidate on the same listening sockets as the serving master."""
+        self.next = self._start(serving=False)
 
     def promote_next(self, now: float) -> None:
-        """The candidate serves: rename its socket over the live one, retire the old."""
+        """The candidate serves: it becomes the current master; the old one retires.
+
+        Both accept on the one listening socket, so nothing is renamed and no
+        queued connection is lost: the old master stops accepting at once
+        (`q`: its workers finish what they hold, then exit) and whatever is
+        queued goes to the new one.
+        """
         new, old = self.next, self.current
-        assert new is not None and new.socket_path is not None
-        live = self.spec.uwsgi.socket.path
-        assert live is not None
-        self.prepare_socket(new.socket_path)
-        os.replace(new.socket_path, live)  # atomic: nginx connects to one or the other
+        assert new is not None
         paths = runtime_paths(self.spec)
         _link(paths.master_fifo, new.paths.master_fifo)
         _link(paths.stats, new.paths.stats)
         self.current, self.next = new, None
         if old is not None:
-            old.retire_stage = "drain"
-            old.retire_deadline = now + DRAIN_MAX
+            old.retire_stage = "quit"
+            old.retire_deadline = now + self.spec.stop_timeout
+            old.retire_quit_sent = old.send_fifo("q")
             self.retiring.append(old)
             self._log(f"swapped: uWSGI pid {new.pid} now serves; retiring pid {old.pid}")
 
@@ -85,8 +84,6 @@ class UwsgiController:
         self.last_tail = list(nxt.tail)
         nxt.poll()
         nxt.close()
-        if nxt.socket_path is not None:
-            _unlink(nxt.socket_path)
         self._log(f"swap candidate pid {nxt.pid} ended ({len(killed)} processes)")
 
     def send_fifo(self, command: str) -> bool:
@@ -136,27 +133,24 @@ class UwsgiController:
         return code
 
     def tick_retiring(self, now: float) -> None:
-        """Drain, quit and reap masters replaced by a swap; never a crash."""
+        """Quit, then SIGINT, then SIGKILL masters replaced by a swap; reap them."""
         for inst in list(self.retiring):
             if inst.poll() is not None:
                 inst.kill()
                 inst.close()
                 self.retiring.remove(inst)
                 continue
-            if inst.retire_stage == "drain":
-                stats = inst.stats(timeout=0.2)
-                drained = stats is None or stats.listen_queue == 0
-                if (drained or now >= inst.retire_deadline) and inst.send_fifo("q"):
-                    inst.retire_stage = "quit"
-                    inst.retire_deadline = now + self.spec.stop_timeout
-            elif now >= inst.retire_deadline:
-                if inst.retire_stage == "quit":
-                    self._log(f"retiring uWSGI pid {inst.pid} ignored 'q'; sending SIGINT")
-                    inst.signal(signal.SIGINT)
-                    inst.retire_stage = "int"
-                    inst.retire_deadline = now + KILL_AFTER
-                else:
-                    inst.kill()
+            if inst.retire_stage == "quit" and not inst.retire_quit_sent:
+                inst.retire_quit_sent = inst.send_fifo("q")  # between execs: retry
+            if now < inst.retire_deadline:
+                continue
+            if inst.retire_stage == "quit":
+                self._log(f"retiring uWSGI pid {inst.pid} ignored 'q'; sending SIGINT")
+                inst.signal(signal.SIGINT)
+                inst.retire_stage = "int"
+                inst.retire_deadline = now + KILL_AFTER
+            else:
+                inst.kill()
 
     def last_error(self) -> Optional[str]:
         """Why uWSGI last failed, in one line (see `failures.summarize_failure`)."""
@@ -165,39 +159,29 @@ class UwsgiController:
     def tail(self) -> list[str]:
         return list(self.current.tail) if self.current and self.current.tail else self.last_tail
 
-    def prepare_socket(self, path: Optional[Path]) -> None:
-        """Let nginx's worker group connect to a unix app socket (mode 0660)."""
-        if path is None or not path.exists():
-            return
-        try:
-            if self.spec.nginx.group:
-                os.chown(path, -1, lookup_group(self.spec.nginx.group).gr_gid)
-            os.chmod(path, 0o660)
-        except (OSError, KeyError) as exc:
-            self._log(f"cannot open {path} to nginx's group: {exc}")
-
-    def _start(self, socket_path: Optional[Path]) -> Instance:
+    def _start(self, serving: bool) -> Instance:
+        assert self.listeners is not None, "the loop opens the listening sockets first"
         paths = runtime_paths(self.spec)
         write_entry(self.spec)
         self.spawn_count += 1
-        inst = Instance(self.spec, paths.instance(str(self.spawn_count)), socket_path)
-        cmd = build_command(self.spec, inst.paths, socket_path)
+        inst = Instance(self.spec, paths.instance(str(self.spawn_count)))
+        cmd = build_command(self.spec, inst.paths, self.listeners.socket_fds())
         try:
-            inst.start(cmd, drop_privileges(self.spec))
+            inst.start(cmd, drop_privileges(self.spec), self.listeners.fds())
         except OSError as exc:
             self._log(f"cannot start {cmd.argv[0]}: {exc}")
             inst.tail.append(f"OSError: cannot start {cmd.argv[0]}: {exc.strerror}")
             inst.exit_code = 127  # reported as an exit, so backoff applies
             return inst
-        if socket_path == self.spec.uwsgi.socket.path:
+        if serving:
             _link(paths.master_fifo, inst.paths.master_fifo)
             _link(paths.stats, inst.paths.stats)
         self._log(f"spawned uWSGI pid {inst.pid}: {cmd.shell_line()}")
         return inst
 
     def _clear_stale_files(self) -> None:
-        """Remove control files no live process uses (we do not use uWSGI's vacuum,
-        which would unlink a socket that a swap renamed over the old one)."""
+        """Remove control files no live process uses (never the app socket: the
+        supervisor holds it open; uWSGI's vacuum is off so no master unlinks it)."""
         live = {i.paths.master_fifo for i in self.instances()} | {
             i.paths.stats for i in self.instances()
         }
@@ -205,11 +189,6 @@ class UwsgiController:
         for path in [*root.glob("master-*.fifo"), *root.glob("stats-*.sock")]:
             if path not in live:
                 _unlink(path)
-        sock = self.spec.uwsgi.socket.path
-        if sock is not None:
-            _unlink(sock)
-            for stale in sock.parent.glob(f"{sock.name}.*"):
-                _unlink(stale)
 
     def end_all(self) -> None:
         """Last resort on exit: nothing we started may outlive us."""

@@ -6,7 +6,6 @@ import collections
 import os
 import signal
 import subprocess
-from pathlib import Path
 from typing import Any, Optional
 
 from supervisor.exitcodes import UWSGI_NO_APP
@@ -32,10 +31,9 @@ def describe_exit(code: int) -> str:
 class Instance:
     """A uWSGI master and its workers (one process group, one instance tag)."""
 
-    def __init__(self, spec: Spec, paths: InstancePaths, socket_path: Optional[Path]) -> None:
+    def __init__(self, spec: Spec, paths: InstancePaths) -> None:
         self.spec = spec
         self.paths = paths
-        self.socket_path = socket_path  # where its unix app socket was bound
         self.proc: Optional[subprocess.Popen[bytes]] = None
         # uWSGI writes to a file, never to a pipe of ours: if the supervisor
         # died, a pipe would break and uWSGI spins on EPIPE (a worker at 100%
@@ -48,9 +46,10 @@ class Instance:
         self._partial = b""
         self.exit_code: Optional[int] = None
         self.exit_reported = False  # the loop hears of each exit once
-        # Retirement after a swap: drain, then `q`, then SIGINT, then SIGKILL.
+        # Retirement after a swap: `q`, then SIGINT, then SIGKILL.
         self.retire_stage = ""
         self.retire_deadline = 0.0
+        self.retire_quit_sent = False
 
     @property
     def tag(self) -> str:
@@ -60,9 +59,9 @@ class Instance:
     def pid(self) -> Optional[int]:
         return self.proc.pid if self.proc is not None else None
 
-    def start(self, cmd: Command, credentials: dict[str, Any]) -> None:
-        """Spawn uWSGI (as the service user, per `credentials`). Raises OSError
-        if it cannot be executed."""
+    def start(self, cmd: Command, credentials: dict[str, Any], fds: tuple[int, ...]) -> None:
+        """Spawn uWSGI (as the service user, per `credentials`) with the listening
+        sockets `fds` open. Raises OSError if it cannot be executed."""
         out = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             if credentials and self.forward:  # uWSGI reopens its log by path
@@ -74,6 +73,7 @@ class Instance:
                 stdin=subprocess.DEVNULL,
                 stdout=out,  # what uWSGI prints before it opens its logto
                 stderr=out,
+                pass_fds=fds,  # the listening sockets, named fd://N on its command line
                 start_new_session=True,  # its own process group: killpg reaches every worker
                 umask=0o077,  # FIFO and stats socket private to the service user
                 **credentials,
