@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fakes import make_spec
 
 from supervisor.spec.model import (
@@ -26,6 +27,7 @@ from supervisor.uwsgi.command import (
     INSTANCE_MARK,
     INSTANCE_TAG,
     Command,
+    SocketFds,
     build_command,
     chain_refusal,
     chain_reload_loads_new_code,
@@ -89,11 +91,24 @@ def test_chain_mode_loads_the_app_in_each_worker_from_the_current_release() -> N
         assert value(argv, "--chdir") == "/srv/blog"
 
 
-def test_no_reuse_port_unless_two_masters_share_an_http_port() -> None:
-    http = Address(host="127.0.0.1", port=8080)
-    assert "--reuse-port" not in command(spec_with(ReloadMode.SWAP)).argv
-    assert "--reuse-port" not in command(spec_with(ReloadMode.GRACEFUL, http=http)).argv
-    assert "--reuse-port" not in command(spec_with(ReloadMode.CHAIN, http=http)).argv
+def test_sockets_are_the_inherited_descriptors_whatever_the_address() -> None:
+    """uWSGI binds nothing: the sockets outlive every master, so connections queue."""
+    for address in (
+        Address(path=Path("/run/t/app.sock")),
+        Address(host="127.0.0.1", port=8001),
+        Address(host="::1", port=8001),
+    ):
+        argv = command(spec_with(socket=address), fds=SocketFds(7)).argv
+        assert value(argv, "--socket") == "fd://7", address
+    http = spec_with(http=Address(host="127.0.0.1", port=8080))
+    assert value(command(http, fds=SocketFds(7, 9)).argv, "--http-socket") == "fd://9"
+    with pytest.raises(ValueError, match="uwsgi.http"):
+        command(http, fds=SocketFds(7))
+    # `check` shows the numbers a socket unit passes.
+    assert value(command(http).argv, "--socket") == "fd://3"
+    assert value(command(http).argv, "--http-socket") == "fd://4"
+    # Two masters share the inherited sockets during a swap: nothing to reuse.
+    assert "--reuse-port" not in command(spec_with(ReloadMode.SWAP, http=http.uwsgi.http)).argv
 
 
 def test_a_sub_path_mounts_the_app_with_script_name() -> None:
