@@ -18,9 +18,6 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-# test_serve.py and test_lifecycle.py still import these from here, next to
-# another engineer's pending edits; they move to kit.net once those land.
-from kit.net import free_port, http_get, try_get  # noqa: F401
 from kit.wait import wait_until
 
 from supervisor.uwsgi import procs

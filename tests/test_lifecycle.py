@@ -12,21 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-from harness import Supervised, copy_app, free_port, http_get, spec_yaml, try_get, wait_until
+from harness import Supervised, copy_app, spec_yaml
+from kit.net import free_port, http_get, try_get
+from kit.procs import alive, children
+from kit.wait import wait_until
 
 from supervisor.uwsgi import procs
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def children(pid: int) -> list[int]:
-    return [int(d) for d in os.listdir("/proc") if d.isdigit() and procs.parent_pid(int(d)) == pid]
 
 
 def blog(short_tmp: Path, extra: str = "") -> tuple[str, int]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from nginx import nginx_check
+from kit.nginx import nginx_check
 
 from supervisor.render import nginx_read_timeout, render_nginx
 from supervisor.spec.model import Address, AppSpec, NginxSpec, Spec, UwsgiSpec

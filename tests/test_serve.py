@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import SUPERVISOR, Supervised, copy_app, free_port, http_get, spec_yaml, wait_until
+from harness import SUPERVISOR, Supervised, copy_app, spec_yaml
+from kit.net import free_port, http_get
+from kit.wait import wait_until
 
 from supervisor.uwsgi.stats import read_stats_raw
 
