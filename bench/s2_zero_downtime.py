@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench import wrk
+from tests.kit import wrk
 from bench.common import make_app, remove, scratch, serves, set_version
 from bench.config import Settings
 from bench.contenders import RELOADERS, is_ours, make, mtime_spacing, served

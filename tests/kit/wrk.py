@@ -13,6 +13,7 @@ LUA = Path(__file__).with_name("wrk_report.lua")
 def start(
     port: int, duration: int, threads: int = 2, connections: int = 32
 ) -> subprocess.Popen[str]:
+    """wrk for `duration` seconds on 127.0.0.1:port (nginx: it keeps connections alive)."""
     # A long timeout: a request stalled by a reload is a latency, not an error.
     argv = [
         "wrk",
