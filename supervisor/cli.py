@@ -92,8 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rl.set_defaults(func=cmd_reload)
 
-    rd = sub.add_parser("render", help="print the nginx include or the systemd drop-in for a spec")
-    rd.add_argument("what", choices=["nginx", "unit"])
+    rd = sub.add_parser(
+        "render",
+        help="print the nginx include, or the systemd drop-in for the service or its socket unit",
+    )
+    rd.add_argument("what", choices=["nginx", "unit", "socket"])
     rd.add_argument("spec", type=Path)
     rd.set_defaults(func=cmd_render)
     return p
@@ -231,12 +234,13 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from supervisor.render import render_nginx
+    from supervisor.systemd.socketunit import render_socket_dropin
     from supervisor.systemd.unit import render_unit_dropin
 
     spec = load_spec(args.spec)
+    renderers = {"nginx": render_nginx, "unit": render_unit_dropin, "socket": render_socket_dropin}
     try:
-        renderer = render_nginx if args.what == "nginx" else render_unit_dropin
-        text = renderer(spec)
+        text = renderers[args.what](spec)
     except ValueError as exc:
         print(f"{args.spec}: cannot render the {args.what} file: {exc}", file=sys.stderr)
         return Exit.CONFIG
