@@ -163,6 +163,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         reload = state["last_reload"]
         if reload:
             print(f"  last reload {ago(time.time() - reload['at'])}: {reload['reason']}")
+        for sock in state.get("sockets", []):
+            queued = "?" if sock["queued"] is None else sock["queued"]
+            print(
+                f"  {sock['role']} socket {sock['address']}: held by {sock['held_by']},"
+                f" {queued} queued of {sock['backlog']}"
+            )
         if State(state["state"]) in TROUBLE_STATES and state["uwsgi_tail"]:
             print("  uWSGI's last lines:")
             for line in state["uwsgi_tail"]:

@@ -19,10 +19,10 @@ from supervisor.exitcodes import Exit
 from supervisor.lifecycle.machine import Machine
 from supervisor.lifecycle.states import POLLED_STATES, WAITING_STATES, State
 from supervisor.logs import Logger
-from supervisor.publish import Publisher, take_snapshot
+from supervisor.publish import Publisher, socket_docs, take_snapshot
 from supervisor.spec.load import load_spec
 from supervisor.spec.model import LiveSpec, ReloadMode, Spec, runtime_paths
-from supervisor.status import ReloadVerdict, Snapshot
+from supervisor.status import ReloadVerdict, Snapshot, SocketDoc
 from supervisor.systemd.notify import Notifier, watchdog_period
 from supervisor.uwsgi.command import (
     chain_refusal,
@@ -66,6 +66,7 @@ class Loop:
         self.verdict = ReloadVerdict(seq=0, ok=True, message="")
         self.awaiting_reload = 0
         self.codepush: Optional[CodePush] = None  # when watch.enabled
+        self.sockets: tuple[SocketDoc, ...] = ()  # sampled with the stats
         self.watch_error: Optional[str] = None
         # What each signal does; handlers only record, this runs in the loop.
         self.on_signal: dict[signal.Signals, Callable[[float], None]] = {
@@ -298,6 +299,7 @@ class Loop:
         if now < self._stats_due():
             return
         self.last_stats_poll = now
+        self.sockets = socket_docs(self.controller.listeners)
         m = self.machine
         if m.state not in POLLED_STATES or self.controller.current is None:
             return
@@ -333,7 +335,14 @@ class Loop:
         watching = self.codepush.watcher.backend if self.codepush is not None else None
         refused = self.codepush.refused if self.codepush is not None else self.watch_error
         return take_snapshot(
-            self.spec, self.machine, self.controller, watching, refused, self.verdict, now
+            self.spec,
+            self.machine,
+            self.controller,
+            watching,
+            refused,
+            self.verdict,
+            now,
+            self.sockets,
         )
 
 def run(spec: Spec, log: Logger) -> int:

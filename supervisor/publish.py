@@ -20,6 +20,7 @@ from supervisor.spec.model import Spec
 from supervisor.status import (
     ReloadVerdict,
     Snapshot,
+    SocketDoc,
     StateDoc,
     state_doc,
     status_line,
@@ -27,6 +28,8 @@ from supervisor.status import (
 )
 from supervisor.systemd.notify import Notifier
 from supervisor.uwsgi.controller import UwsgiController
+from supervisor.uwsgi.listeners import Listeners
+from supervisor.uwsgi.queues import queue_length
 
 # At most this often the state file and STATUS follow mere figures (requests);
 # a change of state, generation or verdict goes out at once.
@@ -100,6 +103,7 @@ def take_snapshot(
     refused: Optional[str],
     verdict: ReloadVerdict,
     now: float,
+    sockets: tuple[SocketDoc, ...] = (),
 ) -> Snapshot:
     """The supervisor as status lines and the state file see it at `now`."""
     wall = time.time()
@@ -124,4 +128,24 @@ def take_snapshot(
         tail=tuple(ctl.tail()),
         refused=refused or m.swap_failed,
         verdict=verdict,
+        sockets=sockets,
     )
+
+
+def socket_docs(listeners: Optional[Listeners]) -> tuple[SocketDoc, ...]:
+    """The listening sockets with their queue as the kernel reports it now."""
+    if listeners is None:
+        return ()
+    docs = []
+    for listener in listeners.all():
+        queue = queue_length(listener.sock)
+        docs.append(
+            SocketDoc(
+                role=listener.role,
+                address=listener.address.for_uwsgi(),
+                held_by=listener.held_by,
+                backlog=queue[1] if queue else listener.backlog,
+                queued=queue[0] if queue else None,
+            )
+        )
+    return tuple(docs)

@@ -32,6 +32,16 @@ class LastReload(TypedDict):
     reason: str
 
 
+class SocketDoc(TypedDict):
+    """One listening socket, as `status` shows it."""
+
+    role: str  # "app" or "http"
+    address: str  # a unix path or host:port
+    held_by: str  # "supervisor", or "systemd" (a socket unit)
+    backlog: int  # the queue's limit the kernel reports (else the one asked for)
+    queued: Optional[int]  # connections waiting for a worker now (None: unknown)
+
+
 class StateDoc(TypedDict):
     """The state file (state.json in the runtime dir)."""
 
@@ -50,6 +60,7 @@ class StateDoc(TypedDict):
     reload_refused: Optional[str]
     reload_done: ReloadVerdict
     uwsgi_tail: list[str]  # uWSGI's last lines while not running
+    sockets: list[SocketDoc]
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,7 @@ class Snapshot:
     tail: tuple[str, ...]  # uWSGI's last lines
     refused: Optional[str]  # why the last reload was refused
     verdict: ReloadVerdict
+    sockets: tuple[SocketDoc, ...] = ()
 
 
 def ago(seconds: float) -> str:
@@ -148,6 +160,7 @@ def state_doc(s: Snapshot, status: str, now: float, pid: int) -> StateDoc:
         reload_refused=s.refused,
         reload_done=s.verdict,
         uwsgi_tail=[] if running else list(s.tail[-10:]),
+        sockets=list(s.sockets),
     )
 
 

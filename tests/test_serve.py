@@ -143,3 +143,46 @@ def test_version_and_help() -> None:
         assert h.returncode == 0 and "usage:" in h.stdout
     script = Path(sys.executable).parent / "uwsgi-supervisor"
     assert subprocess.run([str(script), "--help"], capture_output=True).returncode == 0
+
+
+def test_status_shows_each_socket_its_holder_backlog_and_queue(short_tmp: Path) -> None:
+    """The queue is the kernel's own figure (uWSGI's stats say 0 for unix sockets)."""
+    import signal
+    import socket
+
+    from kit.procs import children
+
+    app = copy_app("blog", short_tmp / "app")
+    port = free_port()
+    text = spec_yaml(app, short_tmp / "rt", "blog:app", port)
+    text = text.replace("uwsgi:\n", "uwsgi:\n  listen: 50\n")
+    with Supervised(short_tmp, text) as sup:
+        sup.start()
+        master = sup.uwsgi_pid()
+        frozen = [master, *children(master)]
+        for pid in frozen:  # nobody accepts now: connections stay queued
+            os.kill(pid, signal.SIGSTOP)
+        clients = []
+        try:
+            for _ in range(7):
+                c = socket.socket(socket.AF_UNIX)
+                c.connect(str(sup.runtime_dir / "app.sock"))
+                clients.append(c)
+
+            def app_socket() -> dict[str, object]:
+                doc = json.loads(sup.cli("status", "--json", str(sup.spec)).stdout)
+                socks = {s["role"]: s for s in (doc["supervisor"] or {}).get("sockets", [])}
+                return socks.get("app") or {}
+
+            queued = wait_until(lambda: app_socket().get("queued") == 7 and app_socket(), 20, "7")
+            assert queued["held_by"] == "supervisor" and queued["backlog"] == 50
+            assert queued["address"] == str(sup.runtime_dir / "app.sock")
+            human = sup.cli("status", str(sup.spec)).stdout
+            path = sup.runtime_dir / "app.sock"
+            assert f"app socket {path}: held by supervisor, 7 queued of 50" in human
+            assert f"http socket 127.0.0.1:{port}: held by supervisor" in human
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+            for c in clients:
+                c.close()
