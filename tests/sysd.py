@@ -29,8 +29,9 @@ skipped), with the unit's status, its journal and the harness's logs in the mess
 
 For the product: ``units=shipped_template()`` is ``units/uwsgi-supervisor@.service`` with
 ``/usr/bin/uwsgi-supervisor`` pointed at this checkout's venv (``with_venv_binary(text)`` does
-that to any unit text). The checkout and the venv's real interpreter (a pyenv Python under
-``/root``, say) are made reachable for every user inside, so ``User=www-data`` can run them.
+that to any unit text), and the socket unit it requires, ``units/uwsgi-supervisor@.socket``.
+The checkout and the venv's real interpreter (a pyenv Python under ``/root``, say) are made
+reachable for every user inside, so ``User=www-data`` can run them.
 
 How it is built (and why it is safe for the host):
 
@@ -85,6 +86,7 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
 INSTALLED_BIN = "/usr/bin/uwsgi-supervisor"
 TEMPLATE_UNIT = REPO / "units" / "uwsgi-supervisor@.service"
+TEMPLATE_SOCKET = REPO / "units" / "uwsgi-supervisor@.socket"
 
 # Paths inside the namespace (on its fresh /run tmpfs).
 PREFIX = "sysd-harness-"  # of our cgroups and of our work dirs in the host's /tmp
@@ -845,8 +847,12 @@ def boot_or_skip(**kwargs: object) -> Iterator[Systemd]:
 
 
 def shipped_template() -> dict[str, str]:
-    """``units=`` entry for the shipped template unit, running this checkout's venv binary."""
-    return {TEMPLATE_UNIT.name: with_venv_binary(TEMPLATE_UNIT.read_text())}
+    """``units=`` entries for the shipped template unit, running this checkout's venv binary,
+    and the socket unit it requires."""
+    return {
+        TEMPLATE_UNIT.name: with_venv_binary(TEMPLATE_UNIT.read_text()),
+        TEMPLATE_SOCKET.name: TEMPLATE_SOCKET.read_text(),
+    }
 
 
 def _venv_paths() -> list[str]:

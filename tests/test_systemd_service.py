@@ -5,8 +5,9 @@ unit (only its ExecStart/ExecStartPre/ExecReload paths pointed at this checkout'
 test runs its own instance, ``uwsgi-supervisor@NAME``, with its own spec in
 /etc/uwsgi-supervisor/NAME.yaml, its own copy of the blog test app in /srv/NAME (readable under
 ProtectSystem=strict), its own loopback HTTP port and its own service user. Users are made the
-way an admin would: ``useradd --system``, then ``uwsgi-supervisor render unit SPEC`` installed
-as the instance's drop-in. The acceptance criteria proven here:
+way an admin would: ``useradd --system``, then ``uwsgi-supervisor render unit SPEC`` and
+``render socket SPEC`` installed as the instance's drop-ins (the socket unit holds the app socket
+and the HTTP listener). The acceptance criteria proven here:
 
 * ``systemctl start`` returns only once the app answers HTTP (its import takes 1.5 s);
 * ``systemctl status`` shows the supervisor's STATUS= line, and everything runs as the app's user;
@@ -74,6 +75,7 @@ class App:
             f"  virtualenv: {REPO / '.venv'}\n"
             "uwsgi:\n"
             "  processes: 2\n"
+            f"  socket: /run/uwsgi-supervisor/{self.name}.sock\n"  # the socket unit's
             f"  http: 127.0.0.1:{self.port}\n"
         )
         if not self.watch:
@@ -127,9 +129,12 @@ done
 for name in "$@"; do
     [ -f "/etc/uwsgi-supervisor/$name.yaml" ] || continue
     [ "$name" = broken ] && continue
-    mkdir -p "$unit_dir/uwsgi-supervisor@$name.service.d"
+    mkdir -p "$unit_dir/uwsgi-supervisor@$name.service.d" "$unit_dir/uwsgi-supervisor@$name.socket.d"
     "$supervisor" render unit "/etc/uwsgi-supervisor/$name.yaml" \
         > "$unit_dir/uwsgi-supervisor@$name.service.d/override.conf"
+    # The socket unit holds the HTTP listener too.
+    "$supervisor" render socket "/etc/uwsgi-supervisor/$name.yaml" \
+        > "$unit_dir/uwsgi-supervisor@$name.socket.d/override.conf"
 done
 """
 

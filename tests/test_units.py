@@ -1,6 +1,7 @@
 """The shipped systemd units, and the systemd test harness (tests/sysd.py) proving itself.
 
-* systemd-analyze rates the units' hardening and verifies them (no manager needed).
+* systemd-analyze rates the units' hardening and verifies them (no manager needed); the
+  socket unit's path is outside the service's RuntimeDirectory, and only its group may connect.
 * A tiny Type=notify service under a real, throwaway systemd shows that the harness sees what
   the supervisor's systemd tests will rely on: READY=1, STATUS=, the watchdog, stop, and
   RestartPreventExitStatus= (which ignores ExecStartPre, hence the unit's "-" on its check);
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.systemd
 
 UNITS = REPO / "units"
 TEMPLATE = UNITS / "uwsgi-supervisor@.service"
+SOCKET = UNITS / "uwsgi-supervisor@.socket"
 EXAMPLE = UNITS / "uwsgi-supervisor-example.service"
 SHIPPED = (TEMPLATE, EXAMPLE)
 MAX_EXPOSURE = 2.0
@@ -81,11 +83,57 @@ def test_verify_is_clean(unit: Path, tmp_path: Path) -> None:
     # Packages install the binary in /usr/bin; verify checks it exists, so use the venv's.
     copy = tmp_path / unit.name
     copy.write_text(with_venv_binary(text))
+    # The template requires its socket unit: verify looks for it beside the file.
+    (tmp_path / SOCKET.name).write_text(SOCKET.read_text())
     cp = subprocess.run(
         [analyze, "verify", "--man=no", str(copy)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert (cp.returncode, cp.stdout + cp.stderr) == (0, ""), cp.stdout + cp.stderr
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    """``Key=value`` lines of a unit, every value of each key in order (comments left out)."""
+    settings: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def test_socket_unit_verifies_clean(tmp_path: Path) -> None:
+    analyze = need("systemd-analyze")
+    for unit in (SOCKET, TEMPLATE):
+        (tmp_path / unit.name).write_text(with_venv_binary(unit.read_text()))
+    cp = subprocess.run(
+        [analyze, "verify", "--man=no", str(tmp_path / SOCKET.name)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (cp.returncode, cp.stdout + cp.stderr) == (0, ""), cp.stdout + cp.stderr
+
+
+def test_socket_unit_outlives_the_services_runtime_directory() -> None:
+    socket = unit_settings(SOCKET.read_text())
+    service = unit_settings(TEMPLATE.read_text())
+    assert socket["ListenStream"] == ["/run/uwsgi-supervisor/%i.sock"]
+    # systemd deletes RuntimeDirectory= whenever the service stops: the socket lives beside it.
+    assert service["RuntimeDirectory"] == ["uwsgi-supervisor/%i"]
+    assert not socket["ListenStream"][0].startswith("/run/uwsgi-supervisor/%i/")
+    # Only nginx's group connects; nobody else may reach the uwsgi protocol.
+    owner = (socket["SocketUser"], socket["SocketGroup"], socket["SocketMode"])
+    assert owner == (["root"], ["www-data"], ["0660"]), owner
+    assert socket["DirectoryMode"] == ["0755"]
+    assert socket["FileDescriptorName"] == ["app"]
+    assert socket["WantedBy"] == ["sockets.target"]
+    assert "Service" not in socket, "the service of the same name gets the socket"
+    assert service["Requires"] == ["uwsgi-supervisor@%i.socket"]
+    assert "uwsgi-supervisor@%i.socket" in service["After"][0].split()
+    assert service["Also"] == ["uwsgi-supervisor@%i.socket"]
+    # The comments tell users what the spec must say.
+    for unit in (SOCKET, TEMPLATE):
+        assert "socket: /run/uwsgi-supervisor/APP.sock" in unit.read_text(), unit.name
+        assert "uwsgi-supervisor render socket" in unit.read_text(), unit.name
 
 
 # --- the harness, with a tiny Type=notify service ---------------------------------------------
@@ -331,6 +379,7 @@ app:
   virtualenv: {REPO / ".venv"}
 uwsgi:
   processes: 2
+  socket: /run/uwsgi-supervisor/demo.sock
 """
 DEMO_APP = """\
 import flask
@@ -365,9 +414,10 @@ def test_shipped_unit_runs_the_supervisor() -> None:
         shown = sd.show(unit, "ActiveState", "MainPID", "StatusText", "User")
         assert shown["ActiveState"] == "active" and shown["User"] == "www-data", shown
         assert shown["StatusText"].startswith("serving"), shown
-        sock = "/run/uwsgi-supervisor/demo/app.sock"
+        sock = "/run/uwsgi-supervisor/demo.sock"  # the socket unit's
         get = [str(PYTHON), "-c", UWSGI_GET, sock]
         assert sd.run(get, check=True).stdout.strip() == "hello from demo"
+        assert "held by systemd" in sd.journal(unit), "the socket unit's socket was not adopted"
         sd.reload(unit)  # returns once the supervisor reports the reload done
         again = sd.show(unit, "ActiveState", "MainPID")
         assert again == {"ActiveState": "active", "MainPID": shown["MainPID"]}, again
