@@ -6,12 +6,16 @@
 * The packaged ``/usr/bin/uwsgi-supervisor --version`` runs, with the virtualenv's absolute
   paths resolved by a bind mount at /opt/uwsgi-supervisor inside ``unshare --mount``: the
   host's /opt is never touched (checked).
-* The maintainer scripts, run with a fake ``systemctl``, reload systemd only when it runs, stop
-  instances only on removal, and never enable, start or restart anything.
-* Under a real systemd (tests/sysd.py): ``dpkg -i`` starts nothing, the packaged unit and
-  virtualenv serve an app, a reinstall (the upgrade path) leaves it running with the same
-  MainPID, and ``dpkg -r`` stops it and keeps the spec.
-* The RPM spec's Version is ``supervisor.__version__`` and it ships the same unit.
+* The maintainer scripts, run with a fake ``systemctl`` and ``deb-systemd-invoke``, reload
+  systemd only when it runs, restart the running instances on upgrade (through
+  ``deb-systemd-invoke``, which honours policy-rc.d, as debhelper's scripts do), stop the
+  instances and their socket units only on removal, and never enable or start anything.
+* Under a real systemd (tests/sysd.py): ``dpkg -i`` starts nothing, the packaged units and
+  virtualenv serve an app through the socket unit, a reinstall (the upgrade path) restarts it
+  (a new MainPID) on the same socket, and ``dpkg -r`` stops it and keeps the spec. A real
+  upgrade to a newer version under load is tests/test_socket_unit.py's.
+* The RPM spec's Version is ``supervisor.__version__``, it ships the same units, and its
+  scriptlets restart the running instances on upgrade.
 """
 
 from __future__ import annotations
@@ -38,12 +42,14 @@ DEB = REPO / "packaging" / "deb"
 RPM_SPEC = REPO / "packaging" / "rpm" / "uwsgi-supervisor.spec"
 PREFIX = "/opt/uwsgi-supervisor"
 UNIT = "uwsgi-supervisor@.service"
+SOCKET_UNIT = "uwsgi-supervisor@.socket"
 SYSTEM_PYTHON = "/usr/bin/python3"
 BUILD_TIMEOUT = 170  # the whole module must stay under 3 minutes; a cached build takes ~10 s
 MAINTAINER_SCRIPTS = ("postinst", "prerm", "postrm")
-# systemctl verbs a maintainer script must never use on its own.
+# systemctl verbs a maintainer script must never use: restarts and stops go through
+# deb-systemd-invoke (which asks policy-rc.d first), and nothing is enabled or started.
 FORBIDDEN_VERBS = {"enable", "start", "restart", "try-restart", "reload-or-restart", "reenable",
-                   "preset", "isolate"}  # fmt: skip
+                   "preset", "isolate", "stop"}  # fmt: skip
 
 
 # --- building and reading the .deb --------------------------------------------------------------
@@ -178,6 +184,7 @@ def test_deb_puts_every_file_in_its_place(contents: dict[str, Entry]) -> None:
     for path in (f"{PREFIX}/bin/uwsgi-supervisor", f"{PREFIX}/bin/uwsgi"):
         assert contents[path].mode == "-rwxr-xr-x", path
     assert contents[f"/lib/systemd/system/{UNIT}"].mode == "-rw-r--r--"
+    assert contents[f"/lib/systemd/system/{SOCKET_UNIT}"].mode == "-rw-r--r--"
     assert contents["/etc/uwsgi-supervisor"].mode.startswith("d")
     assert [p for p in contents if p.startswith("/etc/")] == ["/etc/uwsgi-supervisor"], (
         "nothing but the empty spec directory under /etc: no spec is activated"
@@ -211,6 +218,7 @@ def test_deb_ships_the_checkouts_unit_and_examples(extracted: Path) -> None:
     example_unit = "uwsgi-supervisor-example.service"
     same = {
         extracted / "lib/systemd/system" / UNIT: REPO / "units" / UNIT,
+        extracted / "lib/systemd/system" / SOCKET_UNIT: REPO / "units" / SOCKET_UNIT,
         doc / "README.md": REPO / "README.md",
         doc / "example.yaml": REPO / "etc" / "example.yaml",
         doc / example_unit: REPO / "units" / example_unit,
@@ -269,22 +277,43 @@ def test_packaged_supervisor_runs(extracted: Path, tmp_path: Path) -> None:
 
 PURGE_LINKS = {
     "multi-user.target.wants/uwsgi-supervisor@blog.service": f"/lib/systemd/system/{UNIT}",
+    "sockets.target.wants/uwsgi-supervisor@blog.socket": f"/lib/systemd/system/{SOCKET_UNIT}",
     "multi-user.target.wants/uwsgi-supervisor@shop.service": f"/usr/lib/systemd/system/{UNIT}",
-    # The admin's own copy of the template (the pip install path): not ours to remove.
+    "sockets.target.wants/uwsgi-supervisor@shop.socket": f"/usr/lib/systemd/system/{SOCKET_UNIT}",
+    # The admin's own copies of the templates (the pip install path): not ours to remove.
     "multi-user.target.wants/uwsgi-supervisor@own.service": f"/etc/systemd/system/{UNIT}",
+    "sockets.target.wants/uwsgi-supervisor@own.socket": f"/etc/systemd/system/{SOCKET_UNIT}",
     "multi-user.target.wants/other.service": "/lib/systemd/system/other.service",
 }
+# What the fake `systemctl list-units` prints while systemd runs: two instances running
+# (one of them with its socket unit), one loaded but stopped.
+LISTED = {
+    "--state=active,activating,reloading": "uwsgi-supervisor@blog.service loaded active running x\n"
+    "uwsgi-supervisor@shop.service loaded activating start x\n",
+    "--all": "uwsgi-supervisor@blog.service loaded active running x\n"
+    "uwsgi-supervisor@old.service loaded inactive dead x\n"
+    "uwsgi-supervisor@blog.socket loaded active running x\n",
+}
+FAKE_SYSTEMCTL = r"""#!/bin/sh
+echo "systemctl $*" >> "$LOG"
+[ "$1" = list-units ] || exit 0
+for arg in "$@"; do
+    [ -f "$LISTED_DIR/$arg" ] && cat "$LISTED_DIR/$arg"
+done
+exit 0
+"""
+FAKE_INVOKE = '#!/bin/sh\necho "deb-systemd-invoke $*" >> "$LOG"\n'
 SANDBOX = r"""
 set -eu
 script=$1 running=$2 log=$3 bin=$4; shift 4
 mount -t tmpfs -o mode=0755 fake-run /run
 [ "$running" = 0 ] || mkdir -p /run/systemd/system
 mount -t tmpfs -o mode=0755 fake-units /etc/systemd/system
-mkdir /etc/systemd/system/multi-user.target.wants
+mkdir /etc/systemd/system/multi-user.target.wants /etc/systemd/system/sockets.target.wants
 while read -r name target; do
     ln -s "$target" "/etc/systemd/system/$name"
 done
-PATH="$bin:$PATH" sh "$script" "$@"
+PATH="$bin:$PATH" LOG="$log" LISTED_DIR="$bin/listed" sh "$script" "$@"
 cd /etc/systemd/system && find . -type l | sort > "$log.links"
 """
 
@@ -292,18 +321,22 @@ cd /etc/systemd/system && find . -type l | sort > "$log.links"
 def run_maintainer_script(
     tmp_path: Path, script: str, *args: str, systemd_running: bool
 ) -> tuple[list[str], list[str]]:
-    """Run a maintainer script in a private mount namespace; its systemctl calls, links left."""
+    """Run a maintainer script in a private mount namespace; its systemctl and
+    deb-systemd-invoke calls, and the links left."""
     require(shutil.which("unshare") is not None, "unshare not found (apt-get install util-linux)")
     # Mounted over inside the namespace; never created on the host.
     units = Path("/etc/systemd/system")
     require(units.is_dir(), f"no {units} (apt-get install systemd)")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    log = tmp_path / "systemctl.log"
+    log = tmp_path / "calls.log"
     log.write_text("")
-    fake = bin_dir / "systemctl"
-    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
-    fake.chmod(0o755)
+    for name, text in (("systemctl", FAKE_SYSTEMCTL), ("deb-systemd-invoke", FAKE_INVOKE)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    (bin_dir / "listed").mkdir(exist_ok=True)
+    for arg, listing in LISTED.items():
+        (bin_dir / "listed" / arg).write_text(listing)
     links = "".join(f"{name} {target}\n" for name, target in PURGE_LINKS.items())
     argv = [*unshare_mount(), "sh", "-c", SANDBOX, "sh", str(DEB / script),
             "1" if systemd_running else "0", str(log), str(bin_dir), *args]  # fmt: skip
@@ -311,33 +344,62 @@ def run_maintainer_script(
     assert cp.returncode == 0, f"{script} {' '.join(args)}: {cp.stdout}{cp.stderr}"
     calls = log.read_text().splitlines()
     for call in calls:
-        assert not FORBIDDEN_VERBS & set(call.split()), f"{script} {' '.join(args)}: {call}"
+        if call.startswith("systemctl "):
+            assert not FORBIDDEN_VERBS & set(call.split()), f"{script} {' '.join(args)}: {call}"
     left = [p.removeprefix("./") for p in Path(f"{log}.links").read_text().split()]
     return calls, left
+
+
+LIST_RUNNING = (
+    "systemctl list-units --plain --no-legend --state=active,activating,reloading"
+    " uwsgi-supervisor@*.service"
+)
+LIST_ALL = (
+    "systemctl list-units --all --plain --no-legend uwsgi-supervisor@*.service"
+    " uwsgi-supervisor@*.socket"
+)
 
 
 @pytest.mark.parametrize(
     "script, args, running, expected",
     [
-        ("postinst", ("configure", ""), True, ["daemon-reload"]),
-        ("postinst", ("configure", "0.0.9"), True, ["daemon-reload"]),
+        # First install: nothing is enabled, started or restarted.
+        ("postinst", ("configure", ""), True, ["systemctl daemon-reload"]),
+        # Upgrade: the running instances restart on the new version; the stopped one stays
+        # stopped, and the socket units are left alone (they hold the sockets).
+        ("postinst", ("configure", "0.0.9"), True, [
+            "systemctl daemon-reload", LIST_RUNNING,
+            "deb-systemd-invoke restart uwsgi-supervisor@blog.service"
+            " uwsgi-supervisor@shop.service",
+        ]),
         ("postinst", ("configure", ""), False, []),
+        ("postinst", ("configure", "0.0.9"), False, []),
         ("prerm", ("upgrade", __version__), True, []),
-        ("prerm", ("remove",), True, ["stop uwsgi-supervisor@*.service"]),
+        ("prerm", ("remove",), True, [
+            LIST_ALL,
+            "deb-systemd-invoke stop uwsgi-supervisor@blog.service uwsgi-supervisor@old.service"
+            " uwsgi-supervisor@blog.socket",
+        ]),
         ("prerm", ("remove",), False, []),
         ("postrm", ("upgrade", __version__), True, []),
-        ("postrm", ("remove",), True, ["daemon-reload"]),
+        ("postrm", ("remove",), True, ["systemctl daemon-reload"]),
         ("postrm", ("remove",), False, []),
-        ("postrm", ("purge",), True, ["daemon-reload"]),
+        ("postrm", ("purge",), True, ["systemctl daemon-reload"]),
     ],
-)
-def test_maintainer_script_touches_no_instance(
+)  # fmt: skip
+def test_maintainer_script_calls(
     tmp_path: Path, script: str, args: tuple[str, ...], running: bool, expected: list[str]
 ) -> None:
     calls, left = run_maintainer_script(tmp_path, script, *args, systemd_running=running)
     assert calls == expected
     if args[0] != "purge":
         assert sorted(left) == sorted(PURGE_LINKS), "only a purge removes enablement links"
+    invoked = [c.split()[1] for c in calls if c.startswith("deb-systemd-invoke ")]
+    allowed = {"postinst": ["restart"], "prerm": ["stop"]}.get(script, [])
+    assert set(invoked) <= set(allowed), (script, calls)
+    if "restart" in invoked:
+        assert args[1], "a first install restarts nothing"
+        assert not any(c.endswith(".socket") for c in calls if "restart" in c.split())
 
 
 def test_purge_drops_only_the_packaged_templates_instance_links(tmp_path: Path) -> None:
@@ -345,6 +407,7 @@ def test_purge_drops_only_the_packaged_templates_instance_links(tmp_path: Path) 
     assert sorted(left) == [
         "multi-user.target.wants/other.service",
         "multi-user.target.wants/uwsgi-supervisor@own.service",
+        "sockets.target.wants/uwsgi-supervisor@own.socket",
     ]
 
 
@@ -369,35 +432,53 @@ def instances(sd: Systemd) -> str:
     return listing.stdout
 
 
+# This host is a container image whose /usr/sbin/policy-rc.d (exit 101) forbids maintainer
+# scripts to start, stop or restart services; deb-systemd-invoke obeys it. A server has none:
+# it is removed inside the namespace (the overlay), never on the host.
+NO_POLICY = ["rm", "-f", "/usr/sbin/policy-rc.d"]
+
+
 @slow
 @pytest.mark.systemd
 def test_deb_installs_serves_upgrades_and_removes_under_systemd(deb: Path) -> None:
     port = free_port()
-    spec = f'app:\n  module: "hello:app"\n  chdir: /srv/pkg\nuwsgi:\n  http: 127.0.0.1:{port}\n'
+    spec = (f'app:\n  module: "hello:app"\n  chdir: /srv/pkg\nuwsgi:\n'
+            f"  socket: /run/uwsgi-supervisor/pkg.sock\n  http: 127.0.0.1:{port}\n")  # fmt: skip
     files = {"/srv/pkg/hello.py": HELLO}
     with boot_or_skip(files=files) as sd:
+        sd.run(NO_POLICY, check=True)
         sd.run(["dpkg", "-i", str(deb)], check=True, timeout=120)
         assert instances(sd).strip() == "", "installing started something"
-        # This test manager reads units from one directory only: put the packaged unit there.
-        sd.write_unit(UNIT, sd.read_file(f"/lib/systemd/system/{UNIT}"))
+        # This test manager reads units from one directory only: put the packaged units there.
+        for name in (UNIT, SOCKET_UNIT):
+            sd.write_unit(name, sd.read_file(f"/lib/systemd/system/{name}"))
         sd.write_file("/etc/uwsgi-supervisor/pkg.yaml", spec)
+        # The socket unit holds the HTTP listener too: the packaged CLI renders its drop-in.
+        dropin = sd.run(["/usr/bin/uwsgi-supervisor", "render", "socket",
+                         "/etc/uwsgi-supervisor/pkg.yaml"], check=True).stdout  # fmt: skip
+        sd.write_unit("uwsgi-supervisor@pkg.socket.d/override.conf", dropin)
         sd.daemon_reload()
-        unit = "uwsgi-supervisor@pkg.service"
+        unit, socket = "uwsgi-supervisor@pkg.service", "uwsgi-supervisor@pkg.socket"
         sd.start(unit)
         assert get(port) == "packaged hello\n"
         main_pid = sd.show(unit, "MainPID")["MainPID"]
         cmdline = sd.run(["cat", f"/proc/{main_pid}/cmdline"], check=True).stdout.split("\0")
         assert cmdline[:2] == [f"{PREFIX}/bin/python", "/usr/bin/uwsgi-supervisor"], cmdline
+        listening = sd.show(socket, "ActiveState", "ActiveEnterTimestampMonotonic")
+        assert listening["ActiveState"] == "active", listening
 
-        # The upgrade path (same version reinstalled): running instances keep running.
+        # The upgrade path (same version reinstalled): the running instance is restarted,
+        # its socket unit is not.
         sd.run(["dpkg", "-i", str(deb)], check=True, timeout=120)
         state = sd.show(unit, "ActiveState", "MainPID")
-        assert state == {"ActiveState": "active", "MainPID": main_pid}
+        assert state["ActiveState"] == "active" and state["MainPID"] not in ("0", main_pid), state
+        assert sd.show(socket, "ActiveState", "ActiveEnterTimestampMonotonic") == listening
         assert get(port) == "packaged hello\n"
 
         sd.run(["dpkg", "-r", "uwsgi-supervisor"], check=True, timeout=120)
         assert sd.show(unit, "ActiveState")["ActiveState"] in ("inactive", "failed")
         assert sd.show(unit, "Result")["Result"] == "success"
+        assert sd.show(socket, "ActiveState")["ActiveState"] == "inactive"
         leftover = sd.run(["sh", "-c", f"ls -A {PREFIX} /etc/uwsgi-supervisor 2>&1"]).stdout
         assert "pkg.yaml" in leftover and "No such file" in leftover, leftover
 
@@ -414,15 +495,25 @@ def test_rpm_spec_version_is_the_packages() -> None:
     assert versions == [__version__], f"{RPM_SPEC}: Version {versions}, supervisor {__version__}"
 
 
-def test_rpm_spec_ships_the_same_unit_and_never_restarts() -> None:
+def test_rpm_spec_ships_the_same_units_and_restarts_running_instances() -> None:
     text = spec_text()
     files = text.split("\n%files\n", 1)[1].split("\n%changelog", 1)[0]
-    assert f"%{{_unitdir}}/{UNIT}" in files.split()
-    assert f"units/{UNIT} %{{buildroot}}%{{_unitdir}}/{UNIT}" in text
-    assert (REPO / "units" / UNIT).exists()
+    for unit in (UNIT, SOCKET_UNIT):
+        assert f"%{{_unitdir}}/{unit}" in files.split(), unit
+        assert f"units/{unit} %{{buildroot}}%{{_unitdir}}/{unit}" in text, unit
+        assert (REPO / "units" / unit).exists()
+    both = f"{re.escape(UNIT)} {re.escape(SOCKET_UNIT)}"
     for macro in ("%systemd_post", "%systemd_preun", "%systemd_postun"):
-        assert re.search(rf"^{macro} {re.escape(UNIT)}$", text, re.M), macro
-    assert "%systemd_postun_with_restart " not in text
+        assert re.search(rf"^{macro} {both}$", text, re.M), macro
+    # A template is not a unit systemd can mark for a restart: the running instances are named.
+    postun = text.split("\n%postun\n", 1)[1].split("\n%files\n", 1)[0]
+    assert re.search(r"^%systemd_postun_with_restart \$running$", postun, re.M), postun
+    assert "--state=active,activating,reloading 'uwsgi-supervisor@*.service'" in postun.replace(
+        "\\\n        ", ""
+    ), postun
+    assert "socket" not in postun.split("%systemd_postun_with_restart", 1)[1], "sockets stay"
+    preun = text.split("\n%preun\n", 1)[1].split("\n%postun\n", 1)[0]
+    assert "systemctl stop 'uwsgi-supervisor@*.service' 'uwsgi-supervisor@*.socket'" in preun
     assert re.search(r"^Requires:\s+python3 >= 3\.9$", text, re.M)
     for build_requires in ("gcc", "python3-devel"):
         assert re.search(rf"^BuildRequires:\s+{build_requires}\b", text, re.M), build_requires
@@ -432,6 +523,8 @@ def test_deb_and_rpm_describe_the_same_layout() -> None:
     build = (DEB / "build").read_text()
     text = spec_text()
     assert f"PREFIX={PREFIX}" in build and f"%global venv {PREFIX}" in text
+    for unit in (UNIT, SOCKET_UNIT):
+        assert f'"$repo/units/{unit}"' in build and f"units/{unit}" in text, unit
     for doc in (
         "README.md",
         "etc/example.yaml",
