@@ -40,7 +40,7 @@ def example_spec(mount: str = "/") -> Spec:
         ),
         uwsgi=UwsgiSpec(
             binary="uwsgi",
-            socket=Address(path=Path("/run/uwsgi-supervisor/blog/app.sock")),
+            socket=Address(path=Path("/run/uwsgi-supervisor/blog.sock")),  # the socket unit's
             mount=mount,
             options=(("harakiri", "30"),),
         ),
@@ -75,7 +75,7 @@ def test_root_mount_passes_everything_to_the_socket() -> None:
     text = render_nginx(example_spec("/"))
     body = location(text, "location / {")
     assert "    include uwsgi_params;" in body
-    assert "    uwsgi_pass unix:/run/uwsgi-supervisor/blog/app.sock;" in body
+    assert "    uwsgi_pass unix:/run/uwsgi-supervisor/blog.sock;" in body
     assert "location = " not in text
     assert "uwsgi_modifier1" not in text
 
@@ -102,7 +102,7 @@ def test_sub_path_redirects_bare_mount_keeping_port_and_query() -> None:
 def test_sub_path_passes_full_uri_without_modifier() -> None:
     text = render_nginx(example_spec("/bbb"))
     body = location(text, "location /bbb/ {")
-    assert "    uwsgi_pass unix:/run/uwsgi-supervisor/blog/app.sock;" in body
+    assert "    uwsgi_pass unix:/run/uwsgi-supervisor/blog.sock;" in body
     assert "uwsgi_modifier1" not in text
     assert "SCRIPT_NAME" not in body  # uWSGI's mount + manage-script-name set it
     assert "location / {" not in text
@@ -222,8 +222,8 @@ def test_example_spec_mirrors_the_shipped_spec() -> None:
     spec = example_spec("/")
     assert (doc["name"], doc["user"], doc["group"]) == (spec.name, spec.user, spec.group)
     assert doc["uwsgi"].get("mount", "/") == spec.uwsgi.mount
-    assert "socket" not in doc["uwsgi"] and "runtime_dir" not in doc  # the defaults
-    assert spec.uwsgi.socket.path == spec.runtime_dir / "app.sock"
+    assert "runtime_dir" not in doc  # the default
+    assert Path(doc["uwsgi"]["socket"]) == spec.uwsgi.socket.path
     assert str(doc["uwsgi"]["options"]["harakiri"]) == dict(spec.uwsgi.options)["harakiri"]
     assert doc["nginx"]["group"] == spec.nginx.group
     assert {k: Path(v) for k, v in doc["nginx"]["static"].items()} == dict(spec.nginx.static)
