@@ -10,4 +10,5 @@ catch `WaitTimeout` or `NginxMissing` through the same name that raised it.
 - `nginx`: Debian's nginx on 127.0.0.1: `write_conf`, `nginx_check`, `running_nginx`.
 - `load`: `Load`, threads sending GETs while something reloads.
 - `procs`: /proc readings (`alive`, `children`, CPU, RSS) and `kill_pids`.
+- `wrk`: wrk through nginx, its summary read back (`start`, `finish`).
 """
