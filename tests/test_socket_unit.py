@@ -13,6 +13,8 @@ connection to the app socket would be a failed request) the whole time:
 * ``dpkg -i`` of a newer build of the package over the installed one (this checkout twice, the
   second with a bumped version: a real dpkg upgrade, old prerm then new postinst), which
   restarts the running instance on the new version: 0 failed, same socket;
+* with the service stopped, a connection starts it again (socket activation); stopping the
+  socket unit stops both;
 * a socket unit that listens where the spec does not (the spec without ``uwsgi.socket``, the
   mistake a user makes first): the start fails, the supervisor's one-line error with the fix is
   in the journal, exit status 78, and systemd does not restart it.
@@ -264,6 +266,38 @@ def test_unix_socket_admits_nginx_group_only(sd: Systemd) -> None:
     assert www.returncode == 0, www.stderr
     nobody = connect_as("nobody", "nogroup")
     assert nobody.returncode != 0 and "PermissionError" in nobody.stderr, nobody.stderr
+
+
+def test_a_connection_starts_a_stopped_service_and_stopping_the_socket_stops_both(
+    sd: Systemd,
+) -> None:
+    """Socket activation, which the README's stop advice rests on."""
+    sd.start(UNIX.unit)
+    sd.stop(UNIX.unit)
+    assert sd.show(UNIX.unit, "ActiveState")["ActiveState"] == "inactive"
+    assert sd.show(UNIX.socket_unit, "ActiveState")["ActiveState"] == "active"
+    # One request on the socket: systemd starts the service, which answers it.
+    get = [str(VENV_BIN / "python"), "-c", UWSGI_GET, str(UNIX.socket)]
+    assert sd.run(get, check=True, timeout=60).stdout.startswith("v1 pid="), "not answered"
+    assert sd.show(UNIX.unit, "ActiveState")["ActiveState"] == "active"
+    # Stopping the socket unit stops the service that requires it.
+    sd.stop(UNIX.socket_unit)
+    shown = {u: sd.show(u, "ActiveState")["ActiveState"] for u in (UNIX.unit, UNIX.socket_unit)}
+    assert set(shown.values()) == {"inactive"}, shown
+    sd.start(UNIX.socket_unit)  # as the module found it, for any test after this one
+
+
+UWSGI_GET = """\
+import socket, struct, sys
+env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": "", "SERVER_NAME": "app",
+       "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.0", "HTTP_HOST": "app"}
+body = b"".join(struct.pack("<H", len(k)) + k.encode() + struct.pack("<H", len(v)) + v.encode()
+                for k, v in env.items())
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(struct.pack("<BHB", 0, len(body), 0) + body)
+print(b"".join(iter(lambda: s.recv(65536), b"")).partition(b"\\r\\n\\r\\n")[2].decode())
+"""
 
 
 # --- a socket unit that does not match the spec ------------------------------------------------

@@ -129,7 +129,8 @@ done
 for name in "$@"; do
     [ -f "/etc/uwsgi-supervisor/$name.yaml" ] || continue
     [ "$name" = broken ] && continue
-    mkdir -p "$unit_dir/uwsgi-supervisor@$name.service.d" "$unit_dir/uwsgi-supervisor@$name.socket.d"
+    mkdir -p "$unit_dir/uwsgi-supervisor@$name.service.d" \
+        "$unit_dir/uwsgi-supervisor@$name.socket.d"
     "$supervisor" render unit "/etc/uwsgi-supervisor/$name.yaml" \
         > "$unit_dir/uwsgi-supervisor@$name.service.d/override.conf"
     # The socket unit holds the HTTP listener too.
