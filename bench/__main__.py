@@ -17,6 +17,8 @@ from bench import (
     s1_reload,
     s2_zero_downtime,
     s3_crash,
+    s3r_restart,
+    s3w_crash_under_wrk,
     s4_broken_push,
     s5_overhead,
     s6_scale,
@@ -31,7 +33,10 @@ SCENARIOS: dict[str, tuple[str, Callable[[Settings, Any], list[dict[str, Any]]]]
     "1": ("reload", s1_reload.run),
     "2": ("zero_downtime", s2_zero_downtime.run),
     "2b": ("zero_downtime_baseline", s2_zero_downtime.run_baseline),
+    "2t": ("swap_tcp", s2_zero_downtime.run_tcp),
     "3": ("crash", s3_crash.run),
+    "3w": ("crash_wrk", s3w_crash_under_wrk.run),
+    "3r": ("restart", s3r_restart.run),
     "4": ("broken_push", s4_broken_push.run),
     "5": ("overhead", s5_overhead.run),
     "6": ("scale", s6_scale.run),
@@ -71,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         help="rewrite RESULTS.md and charts from the results.json in the out dir",
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated scenario numbers (results merged)"
+        "--only",
+        default="",
+        help="comma-separated scenarios (results merged): "
+        + ", ".join(f"{n} {key}" for n, (key, _) in SCENARIOS.items()),
     )
     args = parser.parse_args(argv)
     if args.report_only:
@@ -87,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or REPO / "bench" / "out" / ("quick" if args.quick else "full")
     out.mkdir(parents=True, exist_ok=True)
     chosen = [s for s in args.only.split(",") if s] or list(SCENARIOS)
+    unknown = [s for s in chosen if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     results_file = out / "results.json"
     results: dict[str, Any] = {}
     if args.only and results_file.exists():
@@ -125,9 +136,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _publish(results: dict[str, Any], cfg: Settings, out: Path, default_out: bool) -> Path:
-    """Write the report into `out`; a full run to the default place also updates bench/."""
+    """Write the report into `out`; a full run to the default place also updates bench/.
+
+    Only results that cover every scenario replace bench/RESULTS.md and its
+    charts: an `--only` run with no earlier results.json to merge into would
+    otherwise drop every other scenario from the committed report.
+    """
     written = report.write(results, cfg, out)
-    if default_out and not cfg.quick:
+    missing = [
+        key for key, _ in SCENARIOS.values() if key not in results and f"{key}_error" not in results
+    ]
+    if default_out and not cfg.quick and missing:
+        print(
+            f"bench: {out / 'results.json'} has no results for {', '.join(missing)}; "
+            "bench/RESULTS.md left as it is (run those with --only to complete it)",
+            file=sys.stderr,
+        )
+    elif default_out and not cfg.quick:
         shutil.copyfile(written, REPO / "bench" / "RESULTS.md")
         shutil.rmtree(REPO / "bench" / "charts", ignore_errors=True)
         shutil.copytree(out / "charts", REPO / "bench" / "charts")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,8 +28,13 @@ WATCHER = Path(__file__).with_name("inotify_reload.py")
 
 
 def uwsgi_argv(
-    tmp: Path, app_dir: Path, extra: tuple[str, ...] = (), processes: int = PROCESSES
+    tmp: Path,
+    app_dir: Path,
+    extra: tuple[str, ...] = (),
+    processes: int = PROCESSES,
+    app_socket: str = "",
 ) -> list[str]:
+    """uWSGI's command line; `app_socket` is 127.0.0.1:PORT or a path (default tmp/app.sock)."""
     return [
         UWSGI,
         "--strict",
@@ -49,7 +55,7 @@ def uwsgi_argv(
         "--processes",
         str(processes),
         "--socket",
-        str(tmp / "app.sock"),
+        app_socket or str(tmp / "app.sock"),
         "--module",
         "app:app",
         "--logto",
@@ -58,12 +64,27 @@ def uwsgi_argv(
     ]
 
 
-def plain_include(socket_path: Path) -> str:
+def plain_include(app_socket: str) -> str:
     """What a user of plain uWSGI writes: the same locations the supervisor renders."""
+    upstream = app_socket if _is_tcp(app_socket) else f"unix:{app_socket}"
     return (
         "location / {\n    include uwsgi_params;\n"
-        f"    uwsgi_pass unix:{socket_path};\n    uwsgi_next_upstream error;\n}}\n"
+        f"    uwsgi_pass {upstream};\n    uwsgi_next_upstream error;\n}}\n"
     )
+
+
+def _is_tcp(app_socket: str) -> bool:
+    return not app_socket.startswith("/")
+
+
+def listening(app_socket: str) -> bool:
+    """True once something accepts connections at `app_socket` (a path or host:port)."""
+    if not _is_tcp(app_socket):
+        return os.path.exists(app_socket)
+    host, _, port = app_socket.rpartition(":")
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, int(port))) == 0
 
 
 def _env(mark: str) -> dict[str, str]:
@@ -97,10 +118,18 @@ class PlainUwsgi:
 
     MODES = ("py-autoreload", "touch-reload", "inotify+r", "none")
 
-    def __init__(self, tmp: Path, app_dir: Path, mode: str, processes: int = PROCESSES) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        app_dir: Path,
+        mode: str,
+        processes: int = PROCESSES,
+        app_socket: str = "",
+    ) -> None:
         assert mode in self.MODES
         self.label = mode if mode != "none" else "uWSGI alone"
         self.tmp, self.app_dir, self.mode = tmp, app_dir, mode
+        self.app_socket = app_socket or str(tmp / "app.sock")
         self.mark = str(tmp)
         self.touch_file = tmp / "reload.touch"
         extra: tuple[str, ...] = ()
@@ -110,12 +139,12 @@ class PlainUwsgi:
             self.touch_file.touch()
             backdate(self.touch_file)
             extra = ("--touch-reload", str(self.touch_file))
-        self.argv = uwsgi_argv(tmp, app_dir, extra, processes)
+        self.argv = uwsgi_argv(tmp, app_dir, extra, processes, self.app_socket)
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.watcher: Optional[subprocess.Popen[bytes]] = None
 
     def include(self) -> str:
-        return plain_include(self.tmp / "app.sock")
+        return plain_include(self.app_socket)
 
     def start(self) -> None:
         with open(self.tmp / "uwsgi.out", "ab") as out:
@@ -140,7 +169,7 @@ class PlainUwsgi:
                 raise RuntimeError("the inotify watcher did not start")
 
     def ready(self) -> bool:
-        return (self.tmp / "app.sock").exists()
+        return listening(self.app_socket)
 
     def busy(self) -> bool:
         return False
@@ -194,7 +223,7 @@ class Supervisord:
         return (SUPERVISORD_VENV / "bin" / "supervisord").exists()
 
     def include(self) -> str:
-        return plain_include(self.tmp / "app.sock")
+        return plain_include(str(self.tmp / "app.sock"))
 
     def start(self) -> None:
         with open(self.tmp / "supervisord.out", "ab") as out:
@@ -243,6 +272,15 @@ class Supervisord:
         """supervisord's default stop: SIGTERM, SIGKILL after stopwaitsecs."""
         return self.ctl("stop", "app")
 
+    def restart(self) -> None:
+        """Restart supervisord itself, as a package upgrade does (`systemctl restart
+        supervisor`): SIGTERM, which stops the program first (SIGTERM, SIGKILL after
+        stopwaitsecs), then start it again; it starts the program."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(120)
+        self.start()
+
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()  # its uWSGI is in another group: found by mark below
@@ -262,7 +300,7 @@ class ShellLoop:
         self.proc: Optional[subprocess.Popen[bytes]] = None
 
     def include(self) -> str:
-        return plain_include(self.tmp / "app.sock")
+        return plain_include(str(self.tmp / "app.sock"))
 
     def start(self) -> None:
         script = 'for i in $(seq 1000); do "$@"; done'
@@ -294,6 +332,18 @@ class ShellLoop:
                 return kids[0]
             time.sleep(0.02)
         raise RuntimeError("the shell loop has no uWSGI child")
+
+    def restart(self) -> None:
+        """Stop the loop as a user at its terminal does (Ctrl-C: SIGINT to the
+        group, which uWSGI takes as "stop now"), then start it again."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.start()
 
     def close(self) -> None:
         _end_group(self.proc, signal.SIGKILL)

@@ -14,7 +14,10 @@ class Settings:
     zd_reps: int  # scenario 2: wrk runs per contender and variant
     zd_duration: int  # seconds of wrk per run
     zd_reloads: int  # saves during each wrk run
-    crash_reps: int
+    crash_reps: int  # scenario 3: fresh instances per contender; 3w: crashes of one instance
+    restart_reps: int  # scenario 3r: restarts of the supervising process per contender
+    wrk_lead: float  # 3w, 3r: seconds of wrk before the disruption
+    wrk_tail: float  # 3w, 3r: seconds of wrk after the first new response
     broken_reps: int
     broken_window: float  # seconds watched after a broken push
     idle_seconds: float  # scenario 5: the idle window, cut in idle_slices
@@ -36,6 +39,9 @@ FULL = Settings(
     zd_duration=10,
     zd_reloads=3,
     crash_reps=5,
+    restart_reps=5,
+    wrk_lead=1.5,
+    wrk_tail=1.0,
     broken_reps=3,
     broken_window=4.0,
     idle_seconds=60,
@@ -56,15 +62,18 @@ QUICK = Settings(
     zd_duration=1,
     zd_reloads=1,
     crash_reps=1,
+    restart_reps=1,
+    wrk_lead=0.5,
+    wrk_tail=0.3,
     broken_reps=1,
     broken_window=1.5,
-    idle_seconds=5,
-    idle_slices=5,
+    idle_seconds=2,
+    idle_slices=2,
     tree_files=1000,
     scale_sizes=(1000,),
     scale_reps=1,
     checkout_files=500,
     stop_reps=1,
     supervisord_stopwaitsecs=1,
-    settle=1.0,
+    settle=0.5,
 )

@@ -12,7 +12,7 @@ from typing import Any, Union
 
 from bench.alternatives import PlainUwsgi, ShellLoop, Supervisord
 from bench.common import serves
-from bench.ours import Ours
+from bench.ours import Ours, OursSocketUnit
 from tests.kit.nginx import Nginx, running_nginx
 from tests.kit.wait import wait_until
 
@@ -27,9 +27,13 @@ RELOADERS = [
     "inotify+r",
 ]
 START_TIMEOUT = 60.0
+# The row label says what stands in for systemd: the benchmark process holds the socket.
+SOCKET_UNIT = "ours + socket unit (the harness holds the socket, as systemd would)"
 
 
 def make(name: str, tmp: Path, app_dir: Path, **kw: Any) -> Contender:
+    if name == SOCKET_UNIT:
+        return OursSocketUnit(tmp, app_dir, **kw)
     if name.startswith("ours: "):
         return Ours(tmp, app_dir, mode=name.split(": ", 1)[1], **kw)
     if name == "supervisord":

@@ -4,52 +4,24 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
+from bench import report_under_load as under_load
 from bench.config import Settings
 from bench.contenders import RELOADERS
+from bench.report_kit import (
+    fmt,
+    hbars,
+    is_ours,
+    save,
+    summary,
+    table,
+    total,
+    values,
+    verdict,
+)
 
-OURS_COLOR, ALT_COLOR = "#2b8a3e", "#868e96"
 BASELINE = "no reload (uWSGI alone)"
-Row = dict[str, Any]
-
-
-# -- numbers ---------------------------------------------------------------------
-
-
-def _values(rows: list[Row], key: str, **where: Any) -> list[Optional[float]]:
-    return [r.get(key) for r in rows if all(r.get(k) == v for k, v in where.items())]
-
-
-def summary(values: list[Optional[float]]) -> Optional[tuple[float, float, float, int]]:
-    """(median, min, max, runs) of the values that exist; None if there are none."""
-    xs = [float(v) for v in values if v is not None]
-    if not xs:
-        return None
-    return statistics.median(xs), min(xs), max(xs), len(xs)
-
-
-def _total(values: list[Any]) -> Optional[tuple[float, float, float, int]]:
-    """A sum drawn as a bar without whiskers."""
-    xs = [v for v in values if v is not None]
-    return (float(sum(xs)),) * 3 + (len(xs),) if xs else None  # type: ignore[return-value]
-
-
-def fmt(
-    s: Optional[tuple[float, float, float, int]], scale: float = 1.0, unit: str = "", nd: int = 0
-) -> str:
-    if s is None:
-        return "n/a"
-    med, lo, hi = (v * scale for v in s[:3])
-    return f"{med:.{nd}f}{unit} ({lo:.{nd}f}–{hi:.{nd}f})"
-
-
-def _ours(name: str) -> bool:
-    return name.startswith("ours")
-
-
-def _verdict(ok: bool) -> str:
-    return "**met**" if ok else "**not met**"
 
 
 # -- targets -----------------------------------------------------------------------
@@ -60,11 +32,9 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     out = []
     rel = res.get("reload", [])
     for variant in sorted({r["variant"] for r in rel}):
-        meds = {
-            n: summary(_values(rel, "seconds", contender=n, variant=variant)) for n in RELOADERS
-        }
-        ours = {n: s for n, s in meds.items() if _ours(n) and s}
-        alts = {n: s for n, s in meds.items() if not _ours(n) and s}
+        meds = {n: summary(values(rel, "seconds", contender=n, variant=variant)) for n in RELOADERS}
+        ours = {n: s for n, s in meds.items() if is_ours(n) and s}
+        alts = {n: s for n, s in meds.items() if not is_ours(n) and s}
         if not ours or not alts:
             continue
         best_o = min(ours, key=lambda n: ours[n][0])
@@ -76,19 +46,19 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 f"{best_o}: {ours[best_o][0] * 1000:.0f} ms",
                 f"{best_a}: {alts[best_a][0] * 1000:.0f} ms",
                 f"{ratio:.2f}x sooner",
-                _verdict(ratio >= 2),
+                verdict(ratio >= 2),
             )
         )
     zd = res.get("zero_downtime", [])
     for variant in sorted({r["variant"] for r in zd}):
         alts = {
-            n: sum(_values(zd, "failed", contender=n, variant=variant))
+            n: sum(values(zd, "failed", contender=n, variant=variant))
             for n in RELOADERS
-            if not _ours(n)
+            if not is_ours(n)
         }
         best_a = min(alts, key=lambda n: alts[n]) if alts else "n/a"
         for mode in ("ours: swap", "ours: chain"):
-            failed = _values(zd, "failed", contender=mode, variant=variant)
+            failed = values(zd, "failed", contender=mode, variant=variant)
             if not failed:
                 continue
             out.append(
@@ -97,19 +67,19 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     f"{sum(failed)} failed in {len(failed)} runs (worst run {max(failed)})",
                     f"{best_a}: {alts.get(best_a, 0)} failed",
                     "—",
-                    _verdict(max(failed) == 0),
+                    verdict(max(failed) == 0),
                 )
             )
-        worst = _values(zd, "latency_max_us", contender="ours: swap", variant=variant)
+        worst = values(zd, "latency_max_us", contender="ours: swap", variant=variant)
         if worst:
             alt_worst = {
-                n: max(_values(zd, "latency_max_us", contender=n, variant=variant) or [0])
+                n: max(values(zd, "latency_max_us", contender=n, variant=variant) or [0])
                 for n in RELOADERS
-                if not _ours(n)
+                if not is_ours(n)
             }
             best = min(alt_worst, key=lambda n: alt_worst[n])
             w = max(worst) / 1000
-            b = _values(res.get("zero_downtime_baseline", []), "latency_max_us")
+            b = values(res.get("zero_downtime_baseline", []), "latency_max_us")
             base = f"{max(b) / 1000:.0f} ms" if b else "not measured"
             out.append(
                 (
@@ -119,35 +89,37 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     f"{w * 1000 / alt_worst[best]:.2f}x the alternative's"
                     if alt_worst[best]
                     else "—",
-                    _verdict(w < 100),
+                    verdict(w < 100),
                 )
             )
+    out += under_load.tcp_targets(res)
     crash = res.get("crash", [])
     if crash:
-        o = summary(_values(crash, "seconds", contender="ours: graceful"))
-        sh = summary(_values(crash, "seconds", contender="shell loop"))
-        left = sum(_values(crash, "leftovers", contender="ours: graceful"))
+        o = summary(values(crash, "seconds", contender="ours: graceful"))
+        sh = summary(values(crash, "seconds", contender="shell loop"))
+        left = sum(values(crash, "leftovers", contender="ours: graceful"))
         if o and sh:
             out.append(
                 (
                     "Crash recovery no slower than the shell loop, zero leftovers",
                     f"{o[0] * 1000:.0f} ms, {left} left over, "
-                    f"{statistics.median(_values(crash, 'failed', contender='ours: graceful')):.0f}"
+                    f"{statistics.median(values(crash, 'failed', contender='ours: graceful')):.0f}"
                     " failed requests per crash",
                     f"shell loop: {sh[0] * 1000:.0f} ms, "
-                    f"{statistics.median(_values(crash, 'failed', contender='shell loop')):.0f}"
+                    f"{statistics.median(values(crash, 'failed', contender='shell loop')):.0f}"
                     " failed per crash",
                     f"{o[0] / sh[0]:.2f}x the time",
-                    _verdict(o[0] <= sh[0] and left == 0),
+                    verdict(o[0] <= sh[0] and left == 0),
                 )
             )
+    out += under_load.crash_targets(res)
     broken = res.get("broken_push", [])
     if broken:
-        o = _values(broken, "failed", contender="ours: graceful")
+        o = values(broken, "failed", contender="ours: graceful")
         alts = {
-            n: summary(_values(broken, "failed", contender=n))
+            n: summary(values(broken, "failed", contender=n))
             for n in {r["contender"] for r in broken}
-            if not _ours(n)
+            if not is_ours(n)
         }
         best = min(alts, key=lambda n: alts[n][0]) if alts else "n/a"  # type: ignore[index]
         out.append(
@@ -156,13 +128,13 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 f"{sum(o)} failed in {len(o)} runs",
                 f"{best}: {alts[best][0]:.0f} failed (median)" if alts else "n/a",
                 "—",
-                _verdict(sum(o) == 0),
+                verdict(sum(o) == 0),
             )
         )
     idle = res.get("overhead", [])
     if idle:
-        o = summary(_values(idle, "ours_rss_mib"))
-        s = summary(_values(idle, "supervisord_rss_mib"))
+        o = summary(values(idle, "ours_rss_mib"))
+        s = summary(values(idle, "supervisord_rss_mib"))
         if o and s:
             out.append(
                 (
@@ -170,67 +142,26 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     f"{o[0]:.1f} MiB",
                     f"supervisord: {s[0]:.1f} MiB",
                     f"{o[0] / s[0]:.2f}x",
-                    _verdict(o[0] < s[0]),
+                    verdict(o[0] < s[0]),
                 )
             )
     scale = res.get("scale", [])
     if scale:
         biggest = max(r["files"] for r in scale)
-        counts = _values(scale, "reloads", files=biggest)
+        counts = values(scale, "reloads", files=biggest)
         out.append(
             (
                 f"One reload per 5,000-file checkout at {biggest:,} files",
                 f"reloads per run: {', '.join(str(c) for c in counts)}",
                 "—",
                 "—",
-                _verdict(all(c == 1 for c in counts)),
+                verdict(all(c == 1 for c in counts)),
             )
         )
     return out
 
 
 # -- charts --------------------------------------------------------------------------
-
-
-def _hbars(
-    ax: Any,
-    labels: list[str],
-    stats: list[Optional[tuple[float, float, float, int]]],
-    scale: float,
-    unit: str,
-    title: str,
-    notes: Optional[list[str]] = None,
-) -> None:
-    ys = list(range(len(labels)))[::-1]
-    for y, label, s, i in zip(ys, labels, stats, range(len(labels))):
-        color = OURS_COLOR if _ours(label) else ALT_COLOR
-        if s is None:
-            ax.text(0, y, "  never / n/a", va="center", fontsize=9, color="#c92a2a")
-            continue
-        med, lo, hi = s[0] * scale, s[1] * scale, s[2] * scale
-        ax.barh(y, med, color=color, height=0.6)
-        ax.errorbar(
-            med, y, xerr=[[med - lo], [hi - med]], fmt="none", ecolor="black", capsize=3, lw=1
-        )
-        digits = 0 if med >= 10 or float(med).is_integer() else 1 if med >= 1 else 2
-        text = f" {med:.{digits}f}{unit}"
-        if notes:
-            text += f"  {notes[i]}"
-        ax.text(hi, y, text, va="center", fontsize=9)
-    ax.set_yticks(ys, labels)
-    ax.set_title(title, fontsize=11, loc="left")
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.margins(x=0.9 if notes else 0.35)  # room for the value and note right of each bar
-    ax.set_xlim(left=0)
-    if all(s is None or s[2] == 0 for s in stats):
-        ax.set_xlim(0, 1)  # all zero: a bare axis rather than a symmetric one
-
-
-def _save(fig: Any, path: Path, caption: str) -> None:
-    lines = caption.count("\n") + 1
-    fig.text(0.01, 0.01, caption, fontsize=8, color="#495057")
-    fig.tight_layout(rect=(0, 0.035 * lines + 0.01, 1, 1))
-    fig.savefig(path, dpi=110)
 
 
 def charts(res: dict[str, Any], out: Path) -> list[str]:
@@ -252,28 +183,28 @@ def charts(res: dict[str, Any], out: Path) -> list[str]:
             1, len(variants), figsize=(6.5 * len(variants), 3.8), squeeze=False
         )
         for ax, v in zip(axes[0], variants):
-            _hbars(
+            hbars(
                 ax,
                 RELOADERS,
-                [summary(_values(rel, "seconds", contender=n, variant=v)) for n in RELOADERS],
+                [summary(values(rel, "seconds", contender=n, variant=v)) for n in RELOADERS],
                 1000,
                 " ms",
                 f"1. Save → first new response, ms ({v} app)",
             )
-        _save(fig, out / "1-reload-latency.png", cap)
+        save(fig, out / "1-reload-latency.png", cap)
         made.append("1-reload-latency.png")
     zd = res.get("zero_downtime", []) + res.get("zero_downtime_baseline", [])
-    if zd:
+    tcp = res.get("swap_tcp", [])
+    if zd or tcp:
         variants = sorted({r["variant"] for r in zd})
-        fig, axes = plt.subplots(
-            2, len(variants), figsize=(6.5 * len(variants), 6.5), squeeze=False
-        )
+        cols = len(variants) + bool(tcp)
+        fig, axes = plt.subplots(2, cols, figsize=(6.5 * cols, 6.5), squeeze=False)
         for col, v in enumerate(variants):
             names = [
-                n for n in [*RELOADERS, BASELINE] if _values(zd, "failed", contender=n, variant=v)
+                n for n in [*RELOADERS, BASELINE] if values(zd, "failed", contender=n, variant=v)
             ]
-            failed = [_total(_values(zd, "failed", contender=n, variant=v)) for n in names]
-            _hbars(
+            failed = [total(values(zd, "failed", contender=n, variant=v)) for n in names]
+            hbars(
                 axes[0][col],
                 names,
                 failed,
@@ -281,8 +212,8 @@ def charts(res: dict[str, Any], out: Path) -> list[str]:
                 "",
                 f"2. Failed requests, all runs together ({v} app)",
             )
-            worst = [summary(_values(zd, "latency_max_us", contender=n, variant=v)) for n in names]
-            _hbars(
+            worst = [summary(values(zd, "latency_max_us", contender=n, variant=v)) for n in names]
+            hbars(
                 axes[1][col],
                 names,
                 worst,
@@ -291,99 +222,116 @@ def charts(res: dict[str, Any], out: Path) -> list[str]:
                 f"2. Worst latency of a run, ms ({v} app)",
             )
             axes[1][col].axvline(100, color="#c92a2a", ls="--", lw=1)
-        _save(fig, out / "2-zero-downtime.png", cap + " Red line: the 100 ms target for swap.")
+        if tcp:
+            under_load.tcp_column(axes[0][-1], axes[1][-1], tcp)
+        save(fig, out / "2-zero-downtime.png", cap + " Red line: the 100 ms target for swap.")
         made.append("2-zero-downtime.png")
     crash = res.get("crash", [])
-    if crash:
-        names = list(dict.fromkeys(r["contender"] for r in crash))
-        notes = [
-            f"{sum(_values(crash, 'failed', contender=n))} failed, "
-            f"{sum(_values(crash, 'leftovers', contender=n))} left over"
-            for n in names
-        ]
-        fig, ax = plt.subplots(figsize=(7, 2.8))
-        _hbars(
-            ax,
-            names,
-            [summary(_values(crash, "seconds", contender=n)) for n in names],
-            1000,
-            " ms",
-            "3. kill -9 of the uWSGI master → new one answers, ms",
-            notes,
+    heavy, restart = res.get("crash_wrk", []), res.get("restart", [])
+    if crash or heavy or restart:
+        fig = plt.figure(figsize=(12, 0.6 + 2.8 * (bool(crash) + bool(heavy) + bool(restart))))
+        grid = fig.add_gridspec(bool(crash) + bool(heavy) + bool(restart), 2)
+        row = 0
+        if crash:
+            names = list(dict.fromkeys(r["contender"] for r in crash))
+            notes = [
+                f"{sum(values(crash, 'failed', contender=n))} failed, "
+                f"{sum(values(crash, 'leftovers', contender=n))} left over"
+                for n in names
+            ]
+            hbars(
+                fig.add_subplot(grid[row, :]),
+                names,
+                [summary(values(crash, "seconds", contender=n)) for n in names],
+                1000,
+                " ms",
+                "3. kill -9 of the uWSGI master → new one answers, ms (light load)",
+                notes,
+            )
+            row += 1
+        if heavy:
+            left, right = fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1])
+            under_load.disruption_row(left, right, heavy, "crash", "3w", in_ms=True)
+            row += 1
+        if restart:
+            left, right = fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1])
+            under_load.disruption_row(left, right, restart, "restart", "3r", in_ms=False)
+        save(
+            fig,
+            out / "3-crash-recovery.png",
+            cap + " Notes: totals over all runs. 3w, 3r: under wrk -t2 -c32 through nginx.",
         )
-        _save(fig, out / "3-crash-recovery.png", cap + " Notes: totals over all runs.")
         made.append("3-crash-recovery.png")
     broken = res.get("broken_push", [])
     if broken:
         names = list(dict.fromkeys(r["contender"] for r in broken))
         notes = [
-            ("still serving" if all(_values(broken, "serving_after", contender=n)) else "site DOWN")
+            ("still serving" if all(values(broken, "serving_after", contender=n)) else "site DOWN")
             for n in names
         ]
         fig, ax = plt.subplots(figsize=(7, 3))
-        _hbars(
+        hbars(
             ax,
             names,
-            [summary(_values(broken, "failed", contender=n)) for n in names],
+            [summary(values(broken, "failed", contender=n)) for n in names],
             1,
             "",
             "4. Failed requests after pushing a syntax error (light load)",
             notes,
         )
-        _save(fig, out / "4-broken-push.png", cap)
+        save(fig, out / "4-broken-push.png", cap)
         made.append("4-broken-push.png")
     idle = res.get("overhead", [])
     if idle:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 2.8))
-        _hbars(
+        hbars(
             a1,
             ["ours: supervisor", "supervisord"],
-            [summary(_values(idle, "ours_rss_mib")), summary(_values(idle, "supervisord_rss_mib"))],
+            [summary(values(idle, "ours_rss_mib")), summary(values(idle, "supervisord_rss_mib"))],
             1,
             " MiB",
             "5. Idle RSS of the supervising process, MiB",
         )
-        _hbars(
+        hbars(
             a2,
             ["ours: supervisor", "supervisord", "py-autoreload (extra uWSGI CPU)"],
             [
-                summary(_values(idle, "ours_cpu_pct")),
-                summary(_values(idle, "supervisord_cpu_pct")),
-                summary(_values(idle, "autoreload_extra_cpu_pct")),
+                summary(values(idle, "ours_cpu_pct")),
+                summary(values(idle, "supervisord_cpu_pct")),
+                summary(values(idle, "autoreload_extra_cpu_pct")),
             ],
             1,
             " %",
             "5. Idle CPU, % of one core",
         )
-        _save(fig, out / "5-idle-overhead.png", cap.replace("over runs", "over time slices"))
+        save(fig, out / "5-idle-overhead.png", cap.replace("over runs", "over time slices"))
         made.append("5-idle-overhead.png")
     scale = res.get("scale", [])
     if scale:
         sizes = sorted({r["files"] for r in scale})
         labels = [f"ours: {s:,} files" for s in sizes]
         notes = [
-            f"reloads: {','.join(str(c) for c in _values(scale, 'reloads', files=s))}"
-            for s in sizes
+            f"reloads: {','.join(str(c) for c in values(scale, 'reloads', files=s))}" for s in sizes
         ]
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 2.6))
-        _hbars(
+        hbars(
             a1,
             labels,
-            [summary(_values(scale, "armed_s", files=s)) for s in sizes],
+            [summary(values(scale, "armed_s", files=s)) for s in sizes],
             1,
             " s",
             "6. Spawn → watcher armed, s",
             notes,
         )
-        _hbars(
+        hbars(
             a2,
             labels,
-            [summary(_values(scale, "rss_mib", files=s)) for s in sizes],
+            [summary(values(scale, "rss_mib", files=s)) for s in sizes],
             1,
             " MiB",
             "6. Supervisor RSS when watching, MiB",
         )
-        _save(fig, out / "6-scale.png", cap + " Notes: reloads per 5,000-file checkout.")
+        save(fig, out / "6-scale.png", cap + " Notes: reloads per 5,000-file checkout.")
         made.append("6-scale.png")
     stop = res.get("stop", [])
     if stop:
@@ -402,20 +350,14 @@ def charts(res: dict[str, Any], out: Path) -> list[str]:
                     note += f", request completed {done}/{len(rows)}"
                 notes.append(note)
         fig, ax = plt.subplots(figsize=(8, 2.8))
-        _hbars(ax, labels, stats, 1, " s", "7. Stop: signal → stop returned, s", notes)
-        _save(fig, out / "7-stop.png", cap)
+        hbars(ax, labels, stats, 1, " s", "7. Stop: signal → stop returned, s", notes)
+        save(fig, out / "7-stop.png", cap)
         made.append("7-stop.png")
     plt.close("all")
     return made
 
 
 # -- markdown ------------------------------------------------------------------------
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
 
 
 def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
@@ -425,14 +367,14 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
         rows = []
         for v in sorted({r["variant"] for r in rel}):
             alt_best = min(
-                (summary(_values(rel, "seconds", contender=n, variant=v)) or (1e9,))[0]
+                (summary(values(rel, "seconds", contender=n, variant=v)) or (1e9,))[0]
                 for n in RELOADERS
-                if not _ours(n)
+                if not is_ours(n)
             )
             for n in RELOADERS:
-                s = summary(_values(rel, "seconds", contender=n, variant=v))
-                never = sum(1 for x in _values(rel, "seconds", contender=n, variant=v) if x is None)
-                ratio = f"{alt_best / s[0]:.2f}x" if s and _ours(n) else ""
+                s = summary(values(rel, "seconds", contender=n, variant=v))
+                never = sum(1 for x in values(rel, "seconds", contender=n, variant=v) if x is None)
+                ratio = f"{alt_best / s[0]:.2f}x" if s and is_ours(n) else ""
                 rows.append(
                     [
                         v,
@@ -453,7 +395,7 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             "can change (touch-reload and py-autoreload compare whole seconds) and, for "
             "py-autoreload, 1.5 s after its start or reload (its reloader records the mtimes it "
             "first sees about a second after the workers start: an earlier save goes unseen).\n\n"
-            + _table(
+            + table(
                 ["app", "contender", "median (min–max)", "runs", "best alternative ÷ this"], rows
             )
             + "\n![reload latency](charts/1-reload-latency.png)\n"
@@ -489,7 +431,7 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             "saved was still not served 15 s later (then saved again to go on). The last row is "
             "the same wrk run with no save at all: the worst latency this 2-core machine shows "
             "anyway while wrk, nginx and uWSGI share it.\n\n"
-            + _table(
+            + table(
                 [
                     "app",
                     "contender",
@@ -502,7 +444,10 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
                 ],
                 rows,
             )
-            + "\n![zero downtime](charts/2-zero-downtime.png)\n"
+        )
+    if zd or res.get("swap_tcp"):
+        parts.append(
+            under_load.tcp_section(res, cfg) + "\n![zero downtime](charts/2-zero-downtime.png)\n"
         )
     crash = res.get("crash", [])
     if crash:
@@ -511,10 +456,10 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             rows.append(
                 [
                     n,
-                    fmt(summary(_values(crash, "seconds", contender=n)), 1000, " ms"),
-                    ", ".join(str(x) for x in _values(crash, "failed", contender=n)),
-                    str(sum(_values(crash, "leftovers", contender=n))),
-                    str(len(_values(crash, "seconds", contender=n))),
+                    fmt(summary(values(crash, "seconds", contender=n)), 1000, " ms"),
+                    ", ".join(str(x) for x in values(crash, "failed", contender=n)),
+                    str(sum(values(crash, "leftovers", contender=n))),
+                    str(len(values(crash, "seconds", contender=n))),
                 ]
             )
         parts.append(
@@ -527,10 +472,10 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             f"{cfg.settle:g} s after recovery. "
             "supervisord runs the same uWSGI command with `autorestart=true`; the shell loop is "
             "`while true; do uwsgi ...; done` (bounded to 1,000 starts here). The last row kills "
-            "one supervised instance again and again, a few seconds apart: crashes in a row "
-            "within `restart.reset_after` (60 s) meet the supervisor's backoff (100 ms, "
-            "doubling), by design, and the target is judged on first crashes.\n\n"
-            + _table(
+            "one supervised instance again and again, a few seconds apart: each after more than "
+            "`restart.reset_after` (1 s) of serving, so the supervisor's backoff (100 ms, "
+            "doubling, for crashes within it) does not apply.\n\n"
+            + table(
                 [
                     "contender",
                     "recovery, median (min–max)",
@@ -540,6 +485,10 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
                 ],
                 rows,
             )
+        )
+    if crash or res.get("crash_wrk") or res.get("restart"):
+        parts.append(
+            under_load.crash_sections(res, cfg)
             + "\n![crash recovery](charts/3-crash-recovery.png)\n"
         )
     broken = res.get("broken_push", [])
@@ -562,7 +511,7 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             "All contenders run uWSGI with `need-app`, as the supervisor does: without it "
             "uWSGI 2.0 stays "
             "up with no app and answers 500 instead.\n\n"
-            + _table(["contender", "failed/requests per run", "after the window"], rows)
+            + table(["contender", "failed/requests per run", "after the window"], rows)
             + "\n![broken push](charts/4-broken-push.png)\n"
         )
     idle = res.get("overhead", [])
@@ -578,14 +527,14 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             ("uwsgi_plain_master_cpu_pct", "uWSGI master alone", " %", 3),
             ("autoreload_extra_cpu_pct", "extra CPU py-autoreload burns", " %", 3),
         ]
-        rows = [[label, fmt(summary(_values(idle, k)), 1, unit, nd)] for k, label, unit, nd in keys]
+        rows = [[label, fmt(summary(values(idle, k)), 1, unit, nd)] for k, label, unit, nd in keys]
         parts.append(
             f"## 5. Idle overhead\n\nThe four run idle side by side for {cfg.idle_seconds:g} "
             "s, sampled in "
             f"{cfg.idle_slices} slices (CPU in % of one core). Our supervisor watches a tree of "
             f"{cfg.tree_files:,} files (inotify); supervisord supervises the same uWSGI "
             "command.\n\n"
-            + _table(["what", "median (min–max) over slices"], rows)
+            + table(["what", "median (min–max) over slices"], rows)
             + "\n![idle overhead](charts/5-idle-overhead.png)\n"
         )
     scale = res.get("scale", [])
@@ -612,7 +561,7 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             "supervisor spawned → its log says `watching ... for code pushes`. Then a checkout "
             "rewrites "
             f"{cfg.checkout_files:,} files spread over the tree plus the app's version marker.\n\n"
-            + _table(
+            + table(
                 [
                     "files",
                     "armed, median (min–max)",
@@ -655,7 +604,7 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             "`/slow?s=2` "
             f"through nginx, started 0.3 s before the stop. Leftovers: uWSGI processes still alive "
             "3 s after the stop returned (then killed by the benchmark).\n\n"
-            + _table(
+            + table(
                 [
                     "contender",
                     "case",
@@ -680,15 +629,17 @@ NOTES = """## How to read this
 - "graceful" re-executes uWSGI in place: requests wait in the listen queue meanwhile (a
   stall of about a second plus the app's import, and now and then one failed request, for
   ours and for the plain-uWSGI reloaders alike, which all end in the same `r`). "chain"
-  replaces one worker at a time; "swap" starts a second master and renames its socket
-  over the first.
+  replaces one worker at a time; "swap" starts a second master on the same listening
+  socket (the supervisor holds it and every master inherits it) and sends the old one
+  `q` once every new worker serves.
 - Everything shares one 2-core machine: wrk's two threads, nginx, 4 uWSGI workers and,
   during a swap, a second master importing the app. The no-reload row of scenario 2 is the
   worst latency the machine shows with no reload at all.
 - CPU times come from /proc in 10 ms ticks: over a 10 s slice, 0.1 % is one tick.
   py-autoreload's polling runs in the workers, not in the master.
-- Rerun one scenario with `.venv/bin/python -m bench --only 3` (its rows replace the old
-  ones in `bench/out/full/results.json`), then `--report-only` to rewrite this file.
+- Rerun scenarios with `.venv/bin/python -m bench --only 3,3w` (their rows replace the old
+  ones in `bench/out/full/results.json`, and this file is rewritten from it); this file
+  and its charts are replaced only when that results.json holds every scenario.
 """
 
 
@@ -702,10 +653,11 @@ def write(res: dict[str, Any], cfg: Settings, out: Path) -> Path:
         f"Made by `scripts/bench` ({mode}, {res.get('total_seconds', 0) / 60:.1f} minutes). Every "
         "contender runs the same Flask app under uWSGI with the same options (master, "
         "need-app, master "
-        "FIFO, stats, 4 workers, a unix socket) behind Debian's nginx on 127.0.0.1, one at a time; "
+        "FIFO, stats, 4 workers, a unix socket; a loopback TCP socket in 2t) behind Debian's "
+        "nginx on 127.0.0.1, one at a time; "
         "tables give the median and (min–max) over repeated runs.\n",
         "## Machine and versions\n",
-        _table(
+        table(
             ["", ""],
             [
                 ["CPU", f"{m['cpu']} × {m['nproc']} (nproc)"],
@@ -717,7 +669,7 @@ def write(res: dict[str, Any], cfg: Settings, out: Path) -> Path:
         ),
         "## Targets\n",
         "Each against the best alternative in the same run.\n",
-        _table(
+        table(
             ["target", "uwsgi-supervisor", "best alternative", "ratio", "verdict"],
             [list(t) for t in targets(res)],
         ),
