@@ -16,8 +16,9 @@ connection to the app socket would be a failed request) the whole time:
 * with the service stopped, a connection starts it again (socket activation); stopping the
   socket unit stops both;
 * a socket unit that listens where the spec does not (the spec without ``uwsgi.socket``, the
-  mistake a user makes first): the start fails, the supervisor's one-line error with the fix is
-  in the journal, exit status 78, and systemd does not restart it.
+  mistake a user makes first): the app still starts and serves at the spec's own address (a
+  package upgrade restarts every instance: this must not take a site down), and the journal
+  carries one warning with the fix.
 
 nginx and the app share the host's network namespace (the harness makes none), so nginx reaches
 the TCP socket on 127.0.0.1 as it would on a server. The unix socket lives in the namespace's
@@ -28,6 +29,7 @@ checked inside instead: www-data connects, nobody is refused.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -303,32 +305,30 @@ print(b"".join(iter(lambda: s.recv(65536), b"")).partition(b"\\r\\n\\r\\n")[2].d
 # --- a socket unit that does not match the spec ------------------------------------------------
 
 
-def test_a_socket_unit_listening_elsewhere_fails_the_start_with_78_and_no_retry(
-    sd: Systemd,
-) -> None:
+def test_a_socket_unit_listening_elsewhere_warns_and_the_app_still_serves(sd: Systemd) -> None:
+    """The mistake a user makes first (a spec without uwsgi.socket) must not take the
+    site down, least of all on the restart a package upgrade does: the supervisor
+    listens at the spec's own address, and the journal says once what to fix."""
     cp = sd.systemctl("start", MISMATCH.unit)
-    assert cp.returncode != 0, cp.stdout + cp.stderr
+    assert cp.returncode == 0, cp.stdout + cp.stderr
     needle = "the socket unit passed unix socket /run/uwsgi-supervisor/mismatch.sock"
     journal = sd.wait_for_journal(MISMATCH.unit, needle)
     lines = [line for line in journal.splitlines() if needle in line]
-    assert len(lines) == 1, lines  # one line, one attempt
+    assert len(lines) == 1, lines
     line = lines[0]
     assert "/run/uwsgi-supervisor/mismatch/app.sock" in line, line  # what the spec says
-    assert f"uwsgi-supervisor render socket {MISMATCH.spec_path}" in line, line  # the fix
-    time.sleep(3.5)  # RestartSec=1s: a restart loop would have restarted it by now
-    shown = sd.show(MISMATCH.unit, "ActiveState", "NRestarts", "ExecMainStatus", "Result")
-    assert shown == {
-        "ActiveState": "failed",
-        "NRestarts": "0",
-        "ExecMainStatus": "78",
-        "Result": "exit-code",
-    }, (shown, journal)
-    again = sd.journal(MISMATCH.unit)
-    assert again.count(needle) == 1, again
+    assert "set uwsgi.socket: /run/uwsgi-supervisor/mismatch.sock" in line, line  # the fix
+    assert f"uwsgi-supervisor render socket {MISMATCH.spec_path}" in line, line
+    status = sd.run([SUPERVISOR, "status", "--json", MISMATCH.spec_path], check=True).stdout
+    doc = json.loads(status)
+    assert doc["supervisor"]["state"] == "running", doc
+    (app_socket,) = [s for s in doc["supervisor"]["sockets"] if s["role"] == "app"]
+    assert app_socket["address"] == "/run/uwsgi-supervisor/mismatch/app.sock"
+    assert app_socket["held_by"] == "supervisor"
+    shown = sd.show(MISMATCH.unit, "ActiveState", "NRestarts")
+    assert shown == {"ActiveState": "active", "NRestarts": "0"}, (shown, journal)
     print(f"journal: {line}")
-    # The socket unit keeps listening: a connection would start the service again (socket
-    # activation), and each such start fails the same way until StartLimitBurst= stops it.
-    print(f"socket unit: {sd.show(MISMATCH.socket_unit, 'ActiveState', 'SubState')}")
+    sd.systemctl("stop", MISMATCH.unit, MISMATCH.socket_unit)
 
 
 # --- a package upgrade -------------------------------------------------------------------------

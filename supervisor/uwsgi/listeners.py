@@ -130,7 +130,7 @@ def open_listeners(
     backlog = effective_backlog(spec.uwsgi.listen, log)
     passed = _systemd_sockets(env)
     if passed is not None:
-        return _adopt(spec, passed, env.get("LISTEN_FDNAMES", ""), backlog)
+        return _adopt(spec, passed, env.get("LISTEN_FDNAMES", ""), backlog, log)
     app = Listener(APP, spec.uwsgi.socket, bind(spec.uwsgi.socket, spec, backlog), "supervisor",
                    backlog)
     http = None
@@ -225,7 +225,20 @@ def _systemd_sockets(env: Mapping[str, str]) -> Optional[list[socket.socket]]:
     return found
 
 
-def _adopt(spec: Spec, passed: list[socket.socket], names: str, backlog: int) -> Listeners:
+def _adopt(
+    spec: Spec,
+    passed: list[socket.socket],
+    names: str,
+    backlog: int,
+    log: Callable[[str], None],
+) -> Listeners:
+    """Take systemd's sockets for the spec's addresses; bind the others here.
+
+    A socket unit that listens elsewhere than the spec says is a mistake, but
+    not one to take the site down for (a package upgrade restarts every
+    instance): the spec's address is bound here instead, with a warning that
+    restarts will then refuse connections for a moment, and the fix.
+    """
     wanted = {APP: spec.uwsgi.socket}
     if spec.uwsgi.http is not None:
         wanted[HTTP] = spec.uwsgi.http
@@ -233,31 +246,47 @@ def _adopt(spec: Spec, passed: list[socket.socket], names: str, backlog: int) ->
     labels = names.split(":") if names else []
     for i, sock in enumerate(passed):
         role = _role_of(sock, wanted)
+        if role is not None:
+            by_role[role] = sock
+            continue
         label = labels[i] if i < len(labels) else ""
-        if role is None:
-            spelled = ", ".join(f"{r}: {a.for_uwsgi()}" for r, a in wanted.items())
-            raise ListenerError(
-                f"the socket unit passed {_describe(sock)}{f' (named {label})' if label else ''},"
-                f" which the spec {spec.path} does not name ({spelled}); make the socket unit"
-                " listen where the spec says: uwsgi-supervisor render socket"
-                f" {spec.path} > /etc/systemd/system/uwsgi-supervisor@{spec.name}.socket.d/"
-                "override.conf"
-            )
-        by_role[role] = sock
-    missing = [r for r in wanted if r not in by_role]
-    if missing:
-        raise ListenerError(
-            f"the socket unit passes no socket for {', '.join(missing)}"
-            f" ({', '.join(wanted[r].for_uwsgi() for r in missing)} in {spec.path});"
-            " add it to the socket unit (uwsgi-supervisor render socket shows it)"
+        spelled = ", ".join(f"{r}: {a.for_uwsgi()}" for r, a in wanted.items())
+        log(
+            f"the socket unit passed {_describe(sock)}{f' (named {label})' if label else ''},"
+            f" which the spec {spec.path} does not name ({spelled}); listening where the spec"
+            " says instead, so restarts of the service will refuse connections for a moment."
+            f" Fix: {_fix(spec, sock)}"
         )
-    for sock in by_role.values():
-        sock.listen(backlog)  # the spec's backlog, whatever the unit said
-    app = Listener(APP, wanted[APP], by_role[APP], "systemd", backlog)
-    http = None
-    if HTTP in by_role:
-        http = Listener(HTTP, wanted[HTTP], by_role[HTTP], "systemd", backlog)
-    return Listeners(app, http)
+        sock.close()  # systemd keeps its own copy
+    opened: list[socket.socket] = []
+    listeners: dict[str, Listener] = {}
+    for role, address in wanted.items():
+        if role in by_role:
+            by_role[role].listen(backlog)  # the spec's backlog, whatever the unit said
+            listeners[role] = Listener(role, address, by_role[role], "systemd", backlog)
+            continue
+        try:
+            sock = bind(address, spec, backlog)
+        except ListenerError:
+            for s in opened:
+                s.close()
+            raise
+        opened.append(sock)
+        listeners[role] = Listener(role, address, sock, "supervisor", backlog)
+    return Listeners(listeners[APP], listeners.get(HTTP))
+
+
+def _fix(spec: Spec, sock: socket.socket) -> str:
+    if sock.family == socket.AF_UNIX and spec.uwsgi.socket.is_unix:
+        return (
+            f"set uwsgi.socket: {sock.getsockname()} in {spec.path} (and reload nginx with"
+            " the include `uwsgi-supervisor render nginx` prints), or make the socket unit"
+            f" listen at the spec's address: uwsgi-supervisor render socket {spec.path}"
+        )
+    return (
+        f"uwsgi-supervisor render socket {spec.path} >"
+        f" /etc/systemd/system/uwsgi-supervisor@{spec.name}.socket.d/override.conf"
+    )
 
 
 def _role_of(sock: socket.socket, wanted: Mapping[str, Address]) -> Optional[str]:
