@@ -8,6 +8,7 @@ read by the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -167,9 +168,15 @@ def state_doc(s: Snapshot, status: str, now: float, pid: int) -> StateDoc:
 def write_state(path: Path, doc: StateDoc) -> None:
     """Replace the state file atomically (readers never see half a document)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk: leave no half-written temporary file behind, every time.
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def read_state(path: Path) -> Optional[StateDoc]:

@@ -61,6 +61,21 @@ def test_backoff_schedule_with_fake_clock() -> None:
     assert ctl.calls.count("reap") == 7
 
 
+def test_backoff_still_retries_after_thousands_of_crashes() -> None:
+    """A host nobody watches must still be retrying in the morning: the delay's
+    arithmetic overflowed after about 1,025 crashes in a row (OverflowError)."""
+    policy = BackoffSpec(initial=0.1, max=30.0, factor=2.0, jitter=0.1)
+    for attempt in (1_025, 1_100, 100_000):
+        assert 27.0 <= restart_delay(attempt, policy, rand=lambda: 0.5) <= 30.0
+    m, ctl, _ = running(make_spec(backoff=policy))
+    now = 1.0
+    for _ in range(1_200):
+        m.child_exited(now, "exit status 22")
+        now = m.deadline or now
+        m.tick(now)
+    assert m.state is State.STARTING and m.crashes == 1_200
+
+
 def test_jitter_spreads_delays_within_bounds() -> None:
     policy = BackoffSpec(initial=1.0, max=30.0, factor=2.0, jitter=0.1)
     assert restart_delay(3, policy, rand=lambda: 0.0) == pytest.approx(1.8)

@@ -10,7 +10,10 @@ is gated (real supervisor, real uWSGI, real inotify).
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -101,3 +104,61 @@ def test_the_loop_sleeps_while_a_change_waits_for_a_reload(short_tmp: Path) -> N
         time.sleep(0.5)  # past the debounce: the change now waits for the reload
         used = _cpu_while(sup, 2.5)
         assert used < 0.6, f"the supervisor used {used:.2f} s of CPU in 2.5 s of waiting"
+
+
+def test_a_deploy_that_deletes_and_recreates_the_app_keeps_serving(short_tmp: Path) -> None:
+    """`rm -rf app && git clone ...`: while the directory is gone the import check
+    cannot even start (it used to crash the supervisor, exit 70, and stop uWSGI);
+    the running code keeps serving, and the recreated tree is loaded."""
+    import shutil
+
+    sup, port, code = blog(short_tmp, "")
+    with sup:
+        sup.start()
+        app = code.parent
+        shutil.rmtree(app)
+        # Refused either way: the check cannot start in a missing directory, or
+        # (had it started while the last files went) the module is not there.
+        wait_until(lambda: sup.state().get("reload_refused"), 30, "the refusal")
+        assert sup.proc is not None and sup.proc.poll() is None  # still supervising
+        assert serves(port, "v1")  # the loaded code keeps serving
+        fresh = copy_app("blog", short_tmp / "fresh")
+        set_version(fresh / "blog.py", "v2")
+        fresh.rename(app)  # the clone lands
+        wait_until(lambda: serves(port, "v2"), 60, "the recreated tree served")
+
+
+def test_the_import_checks_output_is_private(short_tmp: Path) -> None:
+    sup, port, code = blog(short_tmp, "")
+    with sup:
+        sup.start()
+        code.write_text('print("DB_PASSWORD=hunter2")\nraise RuntimeError("no db")\n')
+        wait_until(lambda: sup.state().get("reload_refused"), 30, "the refusal")
+        out = short_tmp / "rt" / "preflight.out"
+        assert "DB_PASSWORD" in out.read_text()
+        assert os.stat(out).st_mode & 0o077 == 0  # was 0644: any local user read it
+
+
+def test_a_full_disk_leaves_no_temporary_state_files(tmp_path: Path) -> None:
+    """Writing state.json on a full disk fails; each failure used to leave a
+    .state-* file behind (119 in 15 s)."""
+    script = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from supervisor.status import write_state\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))  # a disk with 64 bytes free\n"
+        "failed = 0\n"
+        "for _ in range(20):\n"
+        "    try:\n"
+        "        write_state(Path(sys.argv[1]) / 'state.json', {'x': 'y' * 1000})\n"
+        "    except OSError:\n"
+        "        failed += 1\n"
+        "print(failed)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "20"  # every write failed ...
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # ... and left nothing

@@ -372,6 +372,10 @@ def test_example_spec_is_valid_but_for_this_host(environ: dict[str, str]) -> Non
         (b"# just a comment\n\n# another\n", "spec file is empty (it holds only comments)"),
         (b"---\n", "spec file is empty"),
         (b"\x7fELF\x02\x01\x01\x00\x00", "is a binary file (it contains NUL bytes)"),
+        # 5,000 levels of nesting made yaml.compose raise RecursionError (a traceback).
+        (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "is nested too deeply to be a spec"),
+        # 24 MB of YAML grew the process past 880 MiB while it parsed.
+        (b"name: blog\n" + b"# padding\n" * 200_000, "is larger than 1024 KiB"),
     ],
 )
 def test_whole_file_problem(content: bytes, message: str, tmp_path: Path) -> None:

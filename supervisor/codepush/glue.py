@@ -99,12 +99,23 @@ class CodePush:
             # A swap's new master is itself a full import check, under uWSGI:
             # it replaces the old one only once every worker serves.
             if self.spec.watch.preflight and self.mode is not ReloadMode.SWAP:
-                self.checking = batch
-                write_entry(self.spec)
-                self.preflight.start(now, self.spec)
+                self._check(now, batch)
             else:
                 self.machine.request_reload(now, self.mode, batch.reason)
         # STARTING, RELOADING, STOPPING: keep collecting; one reload follows.
+
+    def _check(self, now: float, batch: Batch) -> None:
+        """Start the import check of the tree as it is now."""
+        try:
+            write_entry(self.spec)
+            self.preflight.start(now, self.spec)
+        except OSError as exc:
+            # A deploy that removed the app's directory, a full disk: nothing
+            # to reload onto yet. Keep serving; the next change tries again.
+            self.refused = f"reload refused: cannot run the import check: {exc}"
+            self.log(f"{self.refused} ({batch.reason}); the running code keeps serving")
+            return
+        self.checking = batch
 
     def _finish_preflight(self, now: float) -> None:
         result = self.preflight.poll(now)

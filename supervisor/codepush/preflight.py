@@ -66,7 +66,14 @@ class Preflight:
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no .pyc behind in the release
         paths = runtime_paths(spec)
         code = CHECK_CODE.format(chdir=str(spec.app.chdir), entry=str(paths.entry))
-        with open(paths.preflight_output, "wb") as out:
+        # Private: an app may print secrets (a DSN, a token) while it imports.
+        fd = os.open(
+            paths.preflight_output,
+            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+        )
+        os.fchmod(fd, 0o600)  # also when an older, wider file was there
+        with os.fdopen(fd, "wb") as out:
             self.proc = subprocess.Popen(
                 [interpreter(spec), "-c", code],
                 cwd=str(spec.app.chdir),

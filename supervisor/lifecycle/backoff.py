@@ -20,6 +20,9 @@ def restart_delay(
     """
     if attempt <= 1:
         return 0.0
-    base = min(policy.max, policy.initial * policy.factor ** (attempt - 2))
+    try:
+        base = min(policy.max, policy.initial * policy.factor ** (attempt - 2))
+    except OverflowError:  # about 1,000 crashes in a row: long capped at max
+        base = policy.max
     spread = base * policy.jitter * (2.0 * rand() - 1.0)
     return max(0.0, min(policy.max, base + spread))

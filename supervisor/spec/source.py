@@ -56,6 +56,10 @@ class SpecError(Exception):
         return "\n".join(p.render() for p in self.problems)
 
 
+# A spec is a few kilobytes; anything past this is the wrong file.
+MAX_SPEC_BYTES = 1 << 20
+
+
 def _file_error(path: Path, message: str, line: int = 0, col: int = 0) -> SpecError:
     return SpecError([Problem(path, line, col, "", message)])
 
@@ -69,7 +73,7 @@ def read_yaml(path: Path) -> tuple[str, MappingNode]:
     """
     try:
         mode = os.stat(path).st_mode
-        data = path.read_bytes() if stat.S_ISREG(mode) else b""
+        data = _read_capped(path) if stat.S_ISREG(mode) else b""
     except FileNotFoundError:
         if path.is_symlink():
             raise _file_error(path, f"is a broken symlink to {os.readlink(path)}") from None
@@ -82,6 +86,12 @@ def read_yaml(path: Path) -> tuple[str, MappingNode]:
         raise _file_error(path, "is a directory; give the spec file, e.g. app.yaml")
     if not stat.S_ISREG(mode):
         raise _file_error(path, "is not a regular file; give the spec file, e.g. app.yaml")
+    if len(data) > MAX_SPEC_BYTES:
+        raise _file_error(
+            path,
+            f"is larger than {MAX_SPEC_BYTES // 1024} KiB; a spec is a few kilobytes of YAML:"
+            " is this the right file?",
+        )
     if b"\0" in data:
         raise _file_error(path, "is a binary file (it contains NUL bytes); a spec is YAML text")
     try:
@@ -107,6 +117,13 @@ def read_yaml(path: Path) -> tuple[str, MappingNode]:
     return text, root
 
 
+def _read_capped(path: Path) -> bytes:
+    """The file's bytes, but never more than one past the cap (a 24 MB file must
+    not grow the supervisor by hundreds of MiB while it is parsed)."""
+    with open(path, "rb") as f:
+        return f.read(MAX_SPEC_BYTES + 1)
+
+
 def _kind(node: Node) -> str:
     return "a list" if isinstance(node, SequenceNode) else f"a single value ({node.value!r})"
 
@@ -114,6 +131,8 @@ def _kind(node: Node) -> str:
 def _compose(path: Path, text: str) -> Optional[Node]:
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise _file_error(path, "is nested too deeply to be a spec (thousands of levels)") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
