@@ -149,7 +149,7 @@ uwsgi:
     harakiri: 30
     enable_threads: yes
     buffer-size: 32768
-    umask: 022
+    reload-mercy: 010
     ratio: 1.50
     attach-daemon: [sleep 100, "echo 'hi'"]
 runtime_dir: /run/blog
@@ -213,7 +213,7 @@ def test_full_spec_round_trips(appdir: Path, environ: dict[str, str], tmp_path: 
                 ("harakiri", "30"),
                 ("enable-threads", "true"),
                 ("buffer-size", "32768"),
-                ("umask", "022"),
+                ("reload-mercy", "010"),
                 ("ratio", "1.50"),
                 ("attach-daemon", "sleep 100"),
                 ("attach-daemon", "echo 'hi'"),
@@ -659,3 +659,29 @@ def test_bad_spec_through_run_exits_78_and_starts_nothing(
     assert message in result.stderr.splitlines()[0]
     assert "Traceback" not in result.stderr
     assert not runtime.exists()  # no runtime dir, so no uWSGI, no socket
+
+
+@pytest.mark.parametrize(
+    ("option", "why"),
+    [
+        ("https", "makes uWSGI listen on its own"),
+        ("fastcgi-socket", "makes uWSGI listen on its own"),
+        ("shared_socket", "makes uWSGI listen on its own"),  # underscores read as dashes
+        ("http11-socket", "makes uWSGI listen on its own"),
+        ("daemonize2", "detaches uWSGI from the supervisor"),
+        ("chroot", "the spec's user and group"),
+        ("ini", "loads configuration or code from elsewhere"),
+        ("include", "loads configuration or code from elsewhere"),
+        ("umask", "private to the service user"),
+    ],
+)
+def test_options_that_undo_the_guarantees_are_refused_with_the_reason(
+    option: str, why: str, appdir: Path, environ: dict[str, str], tmp_path: Path
+) -> None:
+    text = (
+        f'app:\n  module: "blog:app"\n  chdir: {appdir}/app\n'
+        f"uwsgi:\n  options:\n    {option}: 0.0.0.0:9000\n"
+    )
+    [problem] = problems_of(write(tmp_path, text), environ)
+    assert problem.key == f"uwsgi.options.{option}"
+    assert f"'{option}' is refused: " in problem.message and why in problem.message
