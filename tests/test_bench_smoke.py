@@ -1,7 +1,7 @@
 """The benchmark harness must not rot: `python -m bench --quick` runs every scenario once.
 
 Benchmarks are not tests (CI never runs the full one); this only checks that
-each scenario, the report and the charts still work, within 90 seconds.
+each scenario, the report and the charts still work (and do not hang).
 """
 
 from __future__ import annotations
@@ -18,8 +18,22 @@ import pytest
 from conftest import require
 
 REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = ("reload", "zero_downtime", "crash", "broken_push", "overhead", "scale", "stop")
-BUDGET = 90.0
+SCENARIOS = (
+    "reload",
+    "zero_downtime",
+    "swap_tcp",
+    "crash",
+    "crash_wrk",
+    "restart",
+    "broken_push",
+    "overhead",
+    "scale",
+    "stop",
+)
+CHARTS = 7
+# A guard against a hang, not a speed goal: quick mode takes about 2 minutes on
+# this 2-core machine when it is otherwise idle, and more when it is not.
+BUDGET = 300.0
 
 
 @pytest.mark.slow
@@ -58,5 +72,5 @@ def test_bench_quick_runs_every_scenario_and_writes_the_report(short_tmp: Path) 
         assert results.get(key), f"scenario {key} produced no rows"
     report = (out / "RESULTS.md").read_text()
     assert "## Targets" in report and "| nginx |" in report
-    assert len(list((out / "charts").glob("*.png"))) == len(SCENARIOS)
+    assert len(list((out / "charts").glob("*.png"))) == CHARTS
     assert took < BUDGET, f"quick mode took {took:.0f} s (budget {BUDGET:g} s)"
