@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     results.update(machine.collect())
     results["quick"] = cfg.quick
     results.setdefault("durations", {})
+    # Other work on the machine slows every contender: the report shows how busy it was.
+    results.setdefault("load", {})
     started = time.monotonic()
 
     def log(msg: str) -> None:
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     for number in chosen:
         key, run = SCENARIOS[number]
         t = time.monotonic()
-        log(f"scenario {number}: {key}")
+        results["load"][key] = os.getloadavg()[0]
+        log(f"scenario {number}: {key} (load average {results['load'][key]:.2f})")
         try:
             results[key] = run(cfg, log)
             results.pop(f"{key}_error", None)

@@ -643,6 +643,21 @@ NOTES = """## How to read this
 """
 
 
+def _loads(res: dict[str, Any]) -> str:
+    """The machine's load when each scenario began, where the run recorded it."""
+    load = res.get("load", {})
+    ran = list(res.get("durations", {}))
+    got = [f"{key} {load[key]:.1f}" for key in ran if key in load]
+    if not got:
+        return "not recorded"
+    missing = [key for key in ran if key not in load]
+    return (
+        ", ".join(got)
+        + f" (on {res['machine']['nproc']} CPUs)"
+        + (f"; not recorded for {', '.join(missing)}" if missing else "")
+    )
+
+
 def write(res: dict[str, Any], cfg: Settings, out: Path) -> Path:
     """Write out/RESULTS.md and out/charts/*.png; return the markdown's path."""
     charts(res, out / "charts")
@@ -664,6 +679,7 @@ def write(res: dict[str, Any], cfg: Settings, out: Path) -> Path:
                 ["RAM", f"{m['ram_gib']} GiB"],
                 ["kernel", m["kernel"]],
                 ["fs.inotify.max_user_watches", f"{m['max_user_watches']:,}"],
+                ["load average (1 min) as each scenario began", _loads(res)],
             ]
             + [[k, str(val).splitlines()[0] if val else ""] for k, val in v.items()],
         ),

@@ -263,9 +263,11 @@ def crash_sections(res: dict[str, Any], cfg: Settings) -> str:
             "and every failure it counted in that run is charged to the crash. The supervisor "
             "holds the app socket, so connections wait in its queue while no master runs; "
             f"what a crash can lose is what the workers had in flight, at most processes × "
-            f"threads = {PROCESSES} × {THREADS} = {IN_FLIGHT}. supervisord's and the shell "
-            "loop's uWSGI binds its own socket, which dies with its master (its workers serve "
-            "on until they notice).\n\n" + _disruption_table(heavy, "crash", in_ms=True)
+            f"threads = {PROCESSES} × {THREADS} = {IN_FLIGHT}. Under supervisord and the shell "
+            "loop, uWSGI binds its own socket: it closes when the old master's processes are "
+            "gone, the connections queued in it are reset, and connections are refused until "
+            "a new uWSGI binds the path again (the shell loop starts one at once, supervisord "
+            "about a second later).\n\n" + _disruption_table(heavy, "crash", in_ms=True)
         )
     restart = res.get("restart", [])
     if restart:
