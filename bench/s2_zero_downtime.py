@@ -20,7 +20,7 @@ from tests.kit.wait import WaitTimeout, wait_until
 RELOAD_AT = {3: (0.15, 0.45, 0.75), 1: (0.3,)}  # saves, as fractions of the wrk run
 # Over TCP: ours with swap (its zero-downtime mode) beside the plain-uWSGI
 # reloaders that detect a save soonest (scenario 1); py-autoreload's `r` is the
-# same graceful reload. The quick run keeps the first two.
+# same graceful reload.
 TCP_RELOADERS = ["ours: swap", "inotify+r", "touch-reload"]
 
 
@@ -92,7 +92,7 @@ def run(cfg: Settings, log: Any) -> list[dict[str, Any]]:
 def run_tcp(cfg: Settings, log: Any) -> list[dict[str, Any]]:
     """Scenario 2t: the same runs with the app socket on 127.0.0.1:PORT (fast app)."""
     rows = []
-    for name in TCP_RELOADERS[:2] if cfg.quick else TCP_RELOADERS:
+    for name in TCP_RELOADERS:
         tmp = scratch("zdtcp")
         app = make_app(tmp / "app")
         c = make(name, tmp, tmp / "app", app_socket=f"127.0.0.1:{free_port()}")
