@@ -106,8 +106,8 @@ def _app_body(spec: Spec) -> list[str]:
         *lines,
         f"    uwsgi_read_timeout {nginx_read_timeout(spec)}s;",
         "    # Never retry a timeout: the app may have done the work. (One socket",
-        "    # means one server, so nginx has nothing to retry on anyway; a socket",
-        "    # swap renames the new socket over the old, so connect never misses.)",
+        "    # means one server, so nginx has nothing to retry on anyway; the",
+        "    # supervisor keeps that socket open across crashes and swaps.)",
         "    uwsgi_next_upstream error;",
     ]
 
