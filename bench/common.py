@@ -70,14 +70,6 @@ def backdate(path: Path, seconds: float = 2.0) -> None:
     os.utime(path, (t, t))
 
 
-def set_version(app_file: Path, version: str) -> None:
-    """Save the app with a new version marker, in place, as an editor does."""
-    text = app_file.read_text()
-    start = text.index('VERSION = "') + len('VERSION = "')
-    end = text.index('"', start)
-    app_file.write_text(text[:start] + version + text[end:])
-
-
 def break_app(app_file: Path) -> None:
     """Push a syntax error."""
     app_file.write_text(app_file.read_text().replace("VERSION = ", "def broken(:\nVERSION = ", 1))

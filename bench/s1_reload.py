@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.common import first_response, make_app, remove, scratch, serves, set_version
+from bench.common import first_response, make_app, remove, scratch, serves
 from bench.config import Settings
 from bench.contenders import RELOADERS, make, mtime_spacing, served
+from tests.kit.app import set_version
 from tests.kit.wait import wait_until
 
 

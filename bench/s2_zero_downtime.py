@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import make_app, remove, scratch, serves, set_version
+from bench.common import make_app, remove, scratch, serves
 from bench.config import Settings
 from bench.contenders import RELOADERS, Contender, is_ours, make, mtime_spacing, served
 from tests.kit import wrk
+from tests.kit.app import set_version
 from tests.kit.net import free_port
 from tests.kit.nginx import Nginx
 from tests.kit.wait import WaitTimeout, wait_until

@@ -6,9 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import make_app, make_tree, remove, scratch, set_version
+from bench.common import make_app, make_tree, remove, scratch
 from bench.config import Settings
 from bench.ours import Ours
+from tests.kit.app import set_version
 from tests.kit.procs import rss_mib
 from tests.kit.wait import wait_until
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from harness import Supervised, copy_app, spec_yaml
+from kit.app import set_version
 from kit.load import Load
 from kit.net import free_port, http_get, serves
 from kit.wait import wait_until
@@ -23,13 +24,6 @@ from supervisor.spec.load import load_spec
 def reloads(sup: Supervised) -> int:
     """Reloads begun, as the supervisor logged them."""
     return sum(1 for line in sup.log().splitlines() if "running -> reloading" in line)
-
-
-def set_version(app_file: Path, version: str) -> None:
-    text = app_file.read_text()
-    start = text.index('VERSION = "')
-    end = text.index('"', start + len('VERSION = "'))
-    app_file.write_text(text[:start] + f'VERSION = "{version}' + text[end:])
 
 
 def start_blog(

@@ -18,16 +18,10 @@ import time
 from pathlib import Path
 
 from harness import Supervised, copy_app, spec_yaml
+from kit.app import set_version
 from kit.net import free_port, serves
 from kit.procs import cpu_seconds
 from kit.wait import wait_until
-
-
-def set_version(app_file: Path, version: str) -> None:
-    text = app_file.read_text()
-    start = text.index('VERSION = "')
-    end = text.index('"', start + len('VERSION = "'))
-    app_file.write_text(text[:start] + f'VERSION = "{version}' + text[end:])
 
 
 def blog(short_tmp: Path, extra: str) -> tuple[Supervised, int, Path]:

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from harness import Supervised, copy_app
 from kit import wrk
+from kit.app import set_version
 from kit.load import Load
 from kit.net import free_port, serves
 from kit.wait import wait_until
@@ -33,13 +34,6 @@ from supervisor.spec.load import load_spec
 pytestmark = pytest.mark.nginx
 
 PROCESSES, THREADS = 4, 1
-
-
-def set_version(app_file: Path, version: str) -> None:
-    text = app_file.read_text()
-    start = text.index('VERSION = "')
-    end = text.index('"', start + len('VERSION = "'))
-    app_file.write_text(text[:start] + f'VERSION = "{version}' + text[end:])
 
 
 def spec_text(tmp: Path, app: Path, socket: str = "", mode: str = "swap", http: int = 0) -> str:
