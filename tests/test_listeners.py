@@ -141,3 +141,31 @@ def test_check_shows_the_sockets(short_tmp: Path) -> None:
     out = subprocess.run([*SUPERVISOR, "check", str(spec)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert f"app socket: {short_tmp / 'app.sock'} (backlog 1024), uWSGI's fd://3" in out.stdout
+
+
+def test_sighup_moves_a_changed_listener_and_keeps_the_others(short_tmp: Path) -> None:
+    """A re-read spec with another HTTP port: the new port is bound before the old
+    one closes, uWSGI restarts on it, and the unchanged app socket (its queue)
+    is the same socket as before."""
+    import signal
+
+    from kit.wait import wait_until
+
+    old_port, new_port = free_port(), free_port()
+    app = copy_app("blog", short_tmp / "app")
+    text = spec_yaml(app, short_tmp / "rt", "blog:app", old_port)
+    with Supervised(short_tmp, text) as sup:
+        sup.start()
+        sock = sup.runtime_dir / "app.sock"
+        inode = os.stat(sock).st_ino
+        sup.spec.write_text(text.replace(f":{old_port}", f":{new_port}"))
+        sup.signal(signal.SIGHUP)
+        wait_until(lambda: http_get(f"127.0.0.1:{new_port}", "/")[0] == 200, 60, "the new port")
+        assert os.stat(sock).st_ino == inode  # the app socket was kept
+        socks = {s["role"]: s["address"] for s in sup.wait_state("running")["sockets"]}
+        assert socks == {"app": str(sock), "http": f"127.0.0.1:{new_port}"}
+        refused = socket.socket()
+        try:
+            assert refused.connect_ex(("127.0.0.1", old_port)) != 0  # the old port is closed
+        finally:
+            refused.close()

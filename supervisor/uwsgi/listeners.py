@@ -73,32 +73,20 @@ def reopen(current: Listeners, spec: Spec, log: Callable[[str], None]) -> Listen
             " the socket unit (uwsgi-supervisor render socket) and restart it"
         )
     backlog = effective_backlog(spec.uwsgi.listen, log)
-    opened: list[socket.socket] = []
-
-    def keep_or_bind(old: Optional[Listener], role: str, address: Address) -> Listener:
-        if old is not None and old.address == address:
+    kept: dict[str, Listener] = {}
+    for old in current.all():
+        if old.address == _wanted(spec).get(old.role):
             old.sock.listen(backlog)
             old.backlog = backlog
-            if address.path is not None:
-                _open_to_nginx(address.path, spec)
-            return old
-        try:
-            sock = bind(address, spec, backlog)
-        except ListenerError:
-            for s in opened:
-                s.close()
-            raise
-        opened.append(sock)
-        return Listener(role, address, sock, "supervisor", backlog)
-
-    app = keep_or_bind(current.app, APP, spec.uwsgi.socket)
-    http = None
-    if spec.uwsgi.http is not None:
-        http = keep_or_bind(current.http, HTTP, spec.uwsgi.http)
+            if old.address.path is not None:
+                _open_to_nginx(old.address.path, spec)
+            kept[old.role] = old
+    fresh = _bind_all([(r, a) for r, a in _wanted(spec).items() if r not in kept], spec, backlog)
     for old in current.all():
-        if old is not app and old is not http:
+        if kept.get(old.role) is not old:
             old.sock.close()
-    return Listeners(app, http)
+    listeners = {**kept, **fresh}
+    return Listeners(listeners[APP], listeners.get(HTTP))
 
 
 def somaxconn() -> Optional[int]:
@@ -131,17 +119,32 @@ def open_listeners(
     passed = _systemd_sockets(env)
     if passed is not None:
         return _adopt(spec, passed, env.get("LISTEN_FDNAMES", ""), backlog, log)
-    app = Listener(APP, spec.uwsgi.socket, bind(spec.uwsgi.socket, spec, backlog), "supervisor",
-                   backlog)
-    http = None
+    listeners = _bind_all(list(_wanted(spec).items()), spec, backlog)
+    return Listeners(listeners[APP], listeners.get(HTTP))
+
+
+def _wanted(spec: Spec) -> dict[str, Address]:
+    """The addresses the spec asks for, by role."""
+    wanted = {APP: spec.uwsgi.socket}
     if spec.uwsgi.http is not None:
-        try:
-            sock = bind(spec.uwsgi.http, spec, backlog)
-        except ListenerError:
-            app.sock.close()
-            raise
-        http = Listener(HTTP, spec.uwsgi.http, sock, "supervisor", backlog)
-    return Listeners(app, http)
+        wanted[HTTP] = spec.uwsgi.http
+    return wanted
+
+
+def _bind_all(
+    wanted: list[tuple[str, Address]], spec: Spec, backlog: int
+) -> dict[str, Listener]:
+    """Bind each (role, address); if one fails, close the ones bound and raise."""
+    bound: dict[str, Listener] = {}
+    try:
+        for role, address in wanted:
+            sock = bind(address, spec, backlog)
+            bound[role] = Listener(role, address, sock, "supervisor", backlog)
+    except ListenerError:
+        for listener in bound.values():
+            listener.sock.close()
+        raise
+    return bound
 
 
 def bind(address: Address, spec: Spec, backlog: int) -> socket.socket:
@@ -239,9 +242,7 @@ def _adopt(
     instance): the spec's address is bound here instead, with a warning that
     restarts will then refuse connections for a moment, and the fix.
     """
-    wanted = {APP: spec.uwsgi.socket}
-    if spec.uwsgi.http is not None:
-        wanted[HTTP] = spec.uwsgi.http
+    wanted = _wanted(spec)
     by_role: dict[str, socket.socket] = {}
     labels = names.split(":") if names else []
     for i, sock in enumerate(passed):
@@ -258,21 +259,12 @@ def _adopt(
             f" Fix: {_fix(spec, sock)}"
         )
         sock.close()  # systemd keeps its own copy
-    opened: list[socket.socket] = []
     listeners: dict[str, Listener] = {}
-    for role, address in wanted.items():
-        if role in by_role:
-            by_role[role].listen(backlog)  # the spec's backlog, whatever the unit said
-            listeners[role] = Listener(role, address, by_role[role], "systemd", backlog)
-            continue
-        try:
-            sock = bind(address, spec, backlog)
-        except ListenerError:
-            for s in opened:
-                s.close()
-            raise
-        opened.append(sock)
-        listeners[role] = Listener(role, address, sock, "supervisor", backlog)
+    for role, sock in by_role.items():
+        sock.listen(backlog)  # the spec's backlog, whatever the unit said
+        listeners[role] = Listener(role, wanted[role], sock, "systemd", backlog)
+    missing = [(r, a) for r, a in wanted.items() if r not in by_role]
+    listeners.update(_bind_all(missing, spec, backlog))
     return Listeners(listeners[APP], listeners.get(HTTP))
 
 
