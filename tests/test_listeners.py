@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from harness import SUPERVISOR, Supervised, copy_app, spec_yaml
-from kit.net import free_port, http_get
+from kit.net import free_port, http_get, try_get
 
 from supervisor.uwsgi import procs
 
@@ -160,7 +160,7 @@ def test_sighup_moves_a_changed_listener_and_keeps_the_others(short_tmp: Path) -
         inode = os.stat(sock).st_ino
         sup.spec.write_text(text.replace(f":{old_port}", f":{new_port}"))
         sup.signal(signal.SIGHUP)
-        wait_until(lambda: http_get(f"127.0.0.1:{new_port}", "/")[0] == 200, 60, "the new port")
+        wait_until(lambda: try_get(f"127.0.0.1:{new_port}", "/"), 60, "the new port")
         assert os.stat(sock).st_ino == inode  # the app socket was kept
         socks = {s["role"]: s["address"] for s in sup.wait_state("running")["sockets"]}
         assert socks == {"app": str(sock), "http": f"127.0.0.1:{new_port}"}

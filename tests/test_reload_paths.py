@@ -111,10 +111,12 @@ def test_a_deploy_that_deletes_and_recreates_the_app_keeps_serving(short_tmp: Pa
         sup.start()
         app = code.parent
         shutil.rmtree(app)
-        # Refused either way: the check cannot start in a missing directory, or
-        # (had it started while the last files went) the module is not there.
-        wait_until(lambda: sup.state().get("reload_refused"), 30, "the refusal")
+        # Whether the deletions arrive as a batch (then the check cannot start,
+        # or finds no module: refused) or only as the watch root vanishing
+        # depends on inotify's timing; either way nothing may stop serving.
+        time.sleep(2.0)  # past the debounce and any import check
         assert sup.proc is not None and sup.proc.poll() is None  # still supervising
+        assert sup.state()["state"] == "running"
         assert serves(port, "v1")  # the loaded code keeps serving
         fresh = copy_app("blog", short_tmp / "fresh")
         set_version(fresh / "blog.py", "v2")
