@@ -7,6 +7,7 @@ a symlink to the runtime.
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
@@ -15,6 +16,38 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Optional
+
+
+def host_problem(exc: BaseException) -> str:
+    """What went wrong looking at this host, as the end of a problem line.
+
+    A check's own ValueError already says it; the host's errors (OSError of
+    any kind, OverflowError from pwd/grp, a name that does not encode) are
+    put in a user's words, so no check ever ends in a traceback.
+    """
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}" if exc.filename is not None else "the path"
+        if exc.errno == errno.ENAMETOOLONG:
+            return (
+                f"{where} is too long for the kernel (at most {NAME_MAX} bytes a name and "
+                f"{PATH_MAX - 1} bytes a path); use a shorter path"
+            )
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return (
+                f"cannot look at {where}: permission denied (a directory on the way is not "
+                "searchable by the user running this check); fix the permissions or the path"
+            )
+        return f"cannot look at {where}: {exc.strerror or exc}"
+    if isinstance(exc, UnicodeError):
+        return "cannot be used as a file name on this host (it does not encode); fix the text"
+    if isinstance(exc, ValueError):
+        return str(exc)
+    return f"cannot be checked on this host: {exc}"
+
+
+# Linux's limits on a file name and a path (with its NUL).
+NAME_MAX = 255
+PATH_MAX = 4096
 
 
 def absolute_path(text: str) -> Path:

@@ -91,24 +91,32 @@ ELSEWHERE = {
     if key not in TOP_KEYS and section != "start"
 }
 
-def load_spec(path: Union[str, Path], environ: Optional[Mapping[str, str]] = None) -> Spec:
+def load_spec(
+    path: Union[str, Path], environ: Optional[Mapping[str, str]] = None, *, tree: bool = True
+) -> Spec:
     """The Spec in the YAML file at `path`; SpecError lists every problem found.
 
     `environ` (default: os.environ) supplies RUNTIME_DIRECTORY,
     XDG_RUNTIME_DIR and PATH for the defaults that depend on them.
+
+    `tree=False` defers the app tree (app.chdir, app.virtualenv, the module
+    file, watch.paths): they must still be absolute paths, but may be missing,
+    because at run time a missing tree is a deploy in progress (`rm -rf app &&
+    git clone ...`), not a config error. `tree.tree_problems(spec)` then says
+    what is missing. `check` loads with tree=True and reports it all.
     """
     path = Path(path)
     env = os.environ if environ is None else environ
     text, root_node = read_yaml(path)
     report = Report(path, text)
     root = Section(report, "", root_node, TOP_KEYS, root_node, ELSEWHERE)
-    spec = _spec(root, path, env)
+    spec = _spec(root, path, env, tree)
     # Values of a spec with problems are placeholders: they never escape.
     report.raise_if_any()
     return spec
 
 
-def _spec(root: Section, path: Path, env: Mapping[str, str]) -> Spec:
+def _spec(root: Section, path: Path, env: Mapping[str, str], tree: bool) -> Spec:
     name = _name(root, path)
     given_runtime_dir = root.get("runtime_dir", from_text(absolute_path), None, nullable=True)
     runtime_dir = given_runtime_dir or default_runtime_dir(name, env)
@@ -118,13 +126,15 @@ def _spec(root: Section, path: Path, env: Mapping[str, str]) -> Spec:
     return Spec(
         path=Path(os.path.abspath(path)),
         name=name,
-        app=_app(root.section("app", SECTION_KEYS["app"], "add app: with module: and chdir:")),
+        app=_app(
+            root.section("app", SECTION_KEYS["app"], "add app: with module: and chdir:"), tree
+        ),
         uwsgi=uwsgi,
         runtime_dir=runtime_dir,
         logto=root.get("logto", from_text(file_in_existing_dir), None, nullable=True),
         user=root.get("user", from_text(existing_user), None, nullable=True),
         group=root.get("group", from_text(existing_group), None, nullable=True),
-        watch=_watch(root.section("watch", SECTION_KEYS["watch"]), socket),
+        watch=_watch(root.section("watch", SECTION_KEYS["watch"]), socket, tree),
         restart=_restart(root.section("restart", SECTION_KEYS["restart"])),
         nginx=_nginx(root.section("nginx", SECTION_KEYS["nginx"]), socket),
         start_timeout=_timeout(root, "start", Spec.start_timeout),
@@ -146,19 +156,21 @@ def _name(root: Section, path: Path) -> str:
         return path.stem
 
 
-def _app(app: Section) -> AppSpec:
+def _app(app: Section, tree: bool) -> AppSpec:
     target = app.get(
         "module", from_text(parse_app_target), None, required="e.g. module: 'blog:app'"
     )
     chdir = app.get(
         "chdir",
-        from_text(existing_dir),
+        from_text(existing_dir if tree else absolute_path),
         None,
         required="the app's directory, e.g. chdir: /srv/blog/current",
     )
-    virtualenv = app.get("virtualenv", from_text(virtualenv_dir), None, nullable=True)
+    virtualenv = app.get(
+        "virtualenv", from_text(virtualenv_dir if tree else absolute_path), None, nullable=True
+    )
     env = app.get_pairs("env", check_env_name, _env_value)
-    if target is not None and chdir is not None and app.ok("virtualenv"):
+    if tree and target is not None and chdir is not None and app.ok("virtualenv"):
         roots = [chdir] + (site_packages(virtualenv) if virtualenv else [])
         if find_module(target[0], roots) is None:
             app.problem("module", module_not_found(target[0], chdir, virtualenv))
@@ -242,7 +254,7 @@ def _static_prefix(prefix: str) -> str:
     return prefix
 
 
-def _watch(w: Section, socket: Optional[Address]) -> WatchSpec:
+def _watch(w: Section, socket: Optional[Address], tree: bool) -> WatchSpec:
     include = w.get_list("include", _glob)
     if include == ():
         w.problem(
@@ -262,7 +274,7 @@ def _watch(w: Section, socket: Optional[Address]) -> WatchSpec:
     reload = w.get("reload", _reload_mode, WatchSpec.reload)
     return WatchSpec(
         enabled=w.get("enabled", as_bool, WatchSpec.enabled),
-        paths=w.get_list("paths", from_text(existing_path)) or (),
+        paths=w.get_list("paths", from_text(existing_path if tree else absolute_path)) or (),
         include=include or DEFAULT_WATCH_INCLUDE,
         # Adding to the defaults, never replacing them, keeps logs and
         # bytecode from ever triggering a reload.
