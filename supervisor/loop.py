@@ -13,13 +13,16 @@ import selectors
 import signal
 import time
 import traceback
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Optional
 
+from supervisor.codepush.gate import Gate
 from supervisor.exitcodes import Exit
 from supervisor.lifecycle.machine import Machine
 from supervisor.lifecycle.states import POLLED_STATES, WAITING_STATES, State
 from supervisor.logs import Logger
 from supervisor.publish import Publisher, socket_docs, take_snapshot
+from supervisor.spec import tree_problems
 from supervisor.spec.load import load_spec
 from supervisor.spec.model import LiveSpec, ReloadMode, Spec, runtime_paths
 from supervisor.status import ReloadVerdict, Snapshot, SocketDoc
@@ -34,7 +37,12 @@ from supervisor.uwsgi.controller import UwsgiController
 from supervisor.uwsgi.failures import summarize_failure
 from supervisor.uwsgi.instance import describe_exit
 from supervisor.uwsgi.listeners import ListenerError, open_listeners, reopen
-from supervisor.uwsgi.runtime import AlreadyRunning, prepare_runtime_dir, stop_leftovers
+from supervisor.uwsgi.runtime import (
+    AlreadyRunning,
+    UnusableRuntimeDir,
+    prepare_runtime_dir,
+    stop_leftovers,
+)
 
 if TYPE_CHECKING:
     from supervisor.codepush.glue import CodePush
@@ -53,6 +61,8 @@ class Loop:
         self.notifier = Notifier()
         self.controller = UwsgiController(self.live, log.info)
         self.machine = Machine(self.live, self.controller, log.info)
+        # Every reload passes the gate: code pushes, `reload`, SIGHUP, SIGUSR1/2.
+        self.gate = Gate(self.live, self.machine, log.info, self._forwarded, self._gate_refused)
         self.publisher = Publisher(
             self.notifier, lambda: runtime_paths(self.spec).state, log.error
         )
@@ -65,6 +75,7 @@ class Loop:
         self.reload_seq = 0  # reloads asked for by signal (CLI, systemctl reload)
         self.verdict = ReloadVerdict(seq=0, ok=True, message="")
         self.awaiting_reload = 0
+        self.awaiting_generation = 0  # the generation that served when it was handed over
         self.codepush: Optional[CodePush] = None  # when watch.enabled
         self.sockets: tuple[SocketDoc, ...] = ()  # sampled with the stats
         self.watch_error: Optional[str] = None
@@ -133,9 +144,11 @@ class Loop:
                 self._poll_stats(now)
                 if self.codepush is not None:
                     self.codepush.tick(now)
+                self.gate.tick(now)
                 self._ping(now)
                 self._publish(now)
         finally:
+            self.gate.cancel()
             if self.codepush is not None:
                 self.codepush.stop()
             self.controller.end_all()
@@ -149,7 +162,7 @@ class Loop:
             return
         from supervisor.codepush.glue import CodePush  # watchdog only when watching
 
-        codepush = CodePush(self.live, self.machine, self.log.info, self.wake)
+        codepush = CodePush(self.live, self.gate, self.log.info, self.wake)
         try:
             codepush.start()
         except Exception as exc:  # serving matters more than auto-reload
@@ -171,6 +184,7 @@ class Loop:
             self.next_watchdog if self.watchdog else None,
             self.machine.next_deadline(),
             self.codepush.deadline() if self.codepush is not None else None,
+            self.gate.deadline(),
             now + RETIRE_POLL if self.controller.retiring else None,
             now + OUTPUT_POLL if self.controller.instances() else None,
             now + RETIRE_POLL if self.notifier.pending else None,
@@ -204,7 +218,7 @@ class Loop:
 
     def _reload_spec(self, now: float) -> None:
         try:
-            new = load_spec(self.spec.path)
+            new = load_spec(self.spec.path, tree=False)  # a deploy in progress is no error
         except Exception as exc:  # anything: the running config keeps serving
             self.log.error(f"SIGHUP: spec is invalid, keeping the running config:\n{exc}")
             self._refuse_reload(str(exc))
@@ -252,8 +266,17 @@ class Loop:
             self._refuse_reload(message)
             return
         self.reload_seq += 1
-        self.awaiting_reload = self.reload_seq
-        self.machine.request_reload(now, mode, reason)
+        self.gate.request(now, mode, reason, self.reload_seq)
+
+    def _forwarded(self, seqs: tuple[int, ...]) -> None:
+        """The gate handed the machine a reload: settle it when the machine does."""
+        if seqs:
+            self.awaiting_reload = max(seqs)
+            self.awaiting_generation = self.machine.generation
+
+    def _gate_refused(self, seqs: tuple[int, ...], message: str) -> None:
+        if seqs:
+            self.verdict = ReloadVerdict(seq=max(seqs), ok=False, message=message)
 
     def _refuse_reload(self, message: str) -> None:
         self.reload_seq += 1
@@ -265,7 +288,10 @@ class Loop:
             return
         m = self.machine
         if m.state is State.RUNNING and m.reload is None and m.pending is None:
-            ok, message = True, f"reloaded: generation {m.generation}"
+            if m.generation > self.awaiting_generation:
+                ok, message = True, f"reloaded: generation {m.generation}"
+            else:  # a swap whose new master never served: the old code serves
+                ok, message = False, m.swap_failed or "the reload did not complete"
         elif m.state in (State.BACKOFF, State.FATAL, State.STOPPED):
             error = self.controller.last_error()
             ok, message = False, f"reload failed: {m.state.value}: {error}"
@@ -333,8 +359,8 @@ class Loop:
 
     def snapshot(self, now: float) -> Snapshot:
         watching = self.codepush.watcher.backend if self.codepush is not None else None
-        refused = self.codepush.refused if self.codepush is not None else self.watch_error
-        return take_snapshot(
+        refused = self.gate.waiting or self.gate.refused or self.watch_error
+        snap = take_snapshot(
             self.spec,
             self.machine,
             self.controller,
@@ -344,6 +370,12 @@ class Loop:
             now,
             self.sockets,
         )
+        if snap.state is State.BACKOFF:
+            # uWSGI cannot start without its tree: say what a deploy still owes.
+            missing = tree_problems(self.spec)
+            if missing:
+                snap = replace(snap, error="waiting for the app tree: " + "; ".join(missing))
+        return snap
 
 def run(spec: Spec, log: Logger) -> int:
     """Supervise the app of an already loaded spec until asked to stop."""
@@ -352,6 +384,9 @@ def run(spec: Spec, log: Logger) -> int:
     except AlreadyRunning as exc:
         log.error(str(exc))
         return Exit.TEMPFAIL
+    except UnusableRuntimeDir as exc:
+        log.error(str(exc))
+        return Exit.CANTCREAT
     loop = Loop(spec, log)
     try:
         return loop.run()

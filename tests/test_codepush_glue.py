@@ -1,4 +1,5 @@
-"""From file changes to a reload: CodePush.tick and deadline() with a fake clock.
+"""From file changes (or a reload signal) to a reload: CodePush and the Gate
+with a fake clock.
 
 The watcher and the import check are fakes; the machine is the real one on
 a fake controller, so the reload a change leads to shows in its calls.
@@ -14,6 +15,7 @@ import pytest
 from fakes import make_machine, make_spec, stats
 
 from supervisor.codepush.debounce import Change
+from supervisor.codepush.gate import TREE_POLL, Gate
 from supervisor.codepush.glue import CodePush
 from supervisor.codepush.preflight import Preflight, PreflightResult
 from supervisor.codepush.watcher import CodeWatcher
@@ -103,11 +105,20 @@ class Rig:
         self.machine.stats(0.5, stats(11, 12))
         assert self.machine.state is State.RUNNING
         self.ctl.calls.clear()
-        self.codepush = CodePush(self.machine.live, self.machine, self.logs.append, lambda: None)
+        self.verdicts: list[tuple[str, tuple[int, ...], str]] = []
+        self.gate = Gate(
+            self.machine.live,
+            self.machine,
+            self.logs.append,
+            lambda seqs: self.verdicts.append(("forwarded", seqs, "")),
+            lambda seqs, why: self.verdicts.append(("refused", seqs, why)),
+        )
+        self.codepush = CodePush(self.machine.live, self.gate, self.logs.append, lambda: None)
         self.watcher = FakeWatcher(app_dir)
         self.check = FakePreflight()
         self.codepush.watcher = self.watcher
-        self.codepush.preflight = self.check
+        self.gate.preflight = self.check
+        (app_dir / "blog.py").write_text("application = None\n")  # the tree is complete
 
     @property
     def m(self) -> Machine:
@@ -120,21 +131,28 @@ class Rig:
     def change(self, now: float, *changes: Change) -> None:
         """The watcher saw `changes` (default: blog.py edited); the loop ticks."""
         self.watcher.queued.extend(changes or (EDIT,))
-        self.codepush.tick(now)
+        self.tick(now)
 
     def tick(self, now: float) -> None:
+        """One turn of the loop: the code push, then the gate."""
         self.codepush.tick(now)
+        self.gate.tick(now)
+
+    def deadline(self) -> Optional[float]:
+        """When the loop would wake for these two next (None: not on its own)."""
+        found = [d for d in (self.codepush.deadline(), self.gate.deadline()) if d is not None]
+        return min(found, default=None)
 
     def finish_check(self, now: float, result: PreflightResult) -> None:
         """The import check ended (SIGCHLD woke the loop)."""
         self.check.result = result
-        self.codepush.tick(now)
+        self.tick(now)
 
 
 def test_a_change_starts_the_import_check_after_the_debounce_not_a_reload(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     rig.change(1.0)
-    assert rig.codepush.deadline() == pytest.approx(1.0 + DEBOUNCE)
+    assert rig.deadline() == pytest.approx(1.0 + DEBOUNCE)
     rig.tick(1.0 + DEBOUNCE - 0.001)
     assert rig.check.started_at == []  # the push may not be complete yet
     rig.tick(1.0 + DEBOUNCE)
@@ -156,7 +174,7 @@ def test_a_passing_check_requests_the_reload(tmp_path: Path, mode: ReloadMode, f
     assert rig.state() is State.RELOADING
     assert rig.ctl.calls == ["RELOADING", f"fifo {fifo}"]
     assert rig.m.reload is not None and rig.m.reload.reason == "blog.py changed"
-    assert rig.codepush.refused is None
+    assert rig.gate.refused is None
 
 
 def test_a_failing_check_keeps_serving_and_says_why(tmp_path: Path) -> None:
@@ -166,7 +184,7 @@ def test_a_failing_check_keeps_serving_and_says_why(tmp_path: Path) -> None:
     rig.finish_check(1.5, FAILED)
     assert rig.state() is State.RUNNING
     assert rig.ctl.calls == []
-    assert rig.codepush.refused == "reload refused: SyntaxError in blog.py line 3: invalid syntax"
+    assert rig.gate.refused == "reload refused: SyntaxError in blog.py line 3: invalid syntax"
     assert "the running code keeps serving" in rig.logs[-1]
     assert "SyntaxError: invalid syntax" in rig.logs[-1]  # the check's output, for the journal
     rig.tick(5.0)
@@ -177,7 +195,7 @@ def test_a_failing_check_keeps_serving_and_says_why(tmp_path: Path) -> None:
     rig.tick(10.2)
     rig.finish_check(10.5, PASSED)
     assert rig.ctl.calls == ["RELOADING", "fifo r"]
-    assert rig.codepush.refused is None
+    assert rig.gate.refused is None
 
 
 def test_a_fix_pushed_while_a_failing_check_runs_is_checked_next(tmp_path: Path) -> None:
@@ -186,12 +204,13 @@ def test_a_fix_pushed_while_a_failing_check_runs_is_checked_next(tmp_path: Path)
     rig.tick(1.2)
     rig.change(1.3)  # the fix, while the broken push is still being checked
     rig.finish_check(1.4, FAILED)
-    assert rig.codepush.refused is not None
+    assert rig.gate.refused is None  # the failure was of a tree that is gone
+    assert "checking again" in rig.logs[-1]
     rig.tick(1.5)
     assert rig.check.started_at == [1.2, 1.5]
     rig.finish_check(1.8, PASSED)
     assert rig.ctl.calls == ["RELOADING", "fifo r"]
-    assert rig.codepush.refused is None
+    assert rig.gate.refused is None
 
 
 def test_swap_mode_reloads_without_an_import_check(tmp_path: Path) -> None:
@@ -255,8 +274,6 @@ def test_a_check_that_passes_while_uwsgi_is_down_is_not_lost(tmp_path: Path) -> 
     assert rig.state() is State.BACKOFF
     rig.ctl.calls.clear()
     rig.finish_check(1.5, PASSED)
-    assert rig.ctl.calls == []
-    rig.tick(1.5 + DEBOUNCE)
     assert rig.state() is State.STARTING and rig.ctl.calls == ["spawn"]  # not 20 s later
 
 
@@ -269,12 +286,15 @@ def test_deadline_is_never_in_the_past_while_the_check_runs(tmp_path: Path) -> N
     rig.change(1.3)  # more changes arrive while the check runs: due at 1.5
     for now in (1.3, 1.5, 1.6, 2.0, 10.0, 31.1):
         rig.tick(now)
-        deadline = rig.codepush.deadline()
-        assert deadline == 1.2 + CHECK_TIMEOUT
-        assert deadline > now
+        deadline = rig.deadline()
+        assert deadline is not None and deadline > now
+        if now >= 1.5:  # the later batch is settled and waits in the gate
+            assert deadline == 1.2 + CHECK_TIMEOUT
     rig.finish_check(31.1, PASSED)
-    assert rig.state() is State.RELOADING
-    assert rig.codepush.deadline() is None  # the later change waits for the reload
+    # The pass speaks for the tree of 1.2, not of 1.3: the newer one is checked.
+    assert rig.state() is State.RUNNING and rig.ctl.calls == []
+    assert rig.check.started_at == [1.2, 31.1]
+    assert rig.deadline() == 31.1 + CHECK_TIMEOUT
 
 
 @pytest.mark.parametrize("busy", [State.RELOADING, State.STARTING, State.STOPPING])
@@ -294,7 +314,80 @@ def test_deadline_is_none_while_a_due_change_waits_for_the_machine(
     rig.change(1.1)
     for now in (1.1, 1.3, 1.5, 2.0, 5.0, 30.0):
         rig.tick(now)
-        deadline = rig.codepush.deadline()
+        deadline = rig.deadline()
         assert deadline is None or deadline > now
     assert rig.check.started_at == []
-    assert rig.codepush.debouncer.pending  # kept for when the machine can act
+    if busy is State.STOPPING:
+        assert rig.gate.wanted is None  # nothing to reload: the service goes down
+    else:
+        assert rig.gate.wanted is not None  # kept for when the machine can act
+
+
+def test_a_change_during_a_passing_check_is_checked_before_any_reload(tmp_path: Path) -> None:
+    """A broken push landing while a good push is checked is never loaded unchecked."""
+    rig = Rig(tmp_path)
+    rig.change(1.0)
+    rig.tick(1.2)  # the good push is being checked
+    rig.change(1.5, Change("/srv/blog/broken.py", "created", "broken.py"))
+    rig.finish_check(1.6, PASSED)
+    assert rig.ctl.calls == []  # the pass is for a tree that is gone
+    rig.tick(1.5 + DEBOUNCE - 0.01)
+    assert rig.check.started_at == [1.2]  # waits for the tree to be quiet
+    rig.tick(1.5 + DEBOUNCE)
+    assert rig.check.started_at == [1.2, 1.5 + DEBOUNCE]
+    rig.finish_check(2.0, FAILED)
+    assert rig.ctl.calls == []
+    assert rig.gate.refused is not None and "SyntaxError" in rig.gate.refused
+
+
+@pytest.mark.parametrize("mode", [ReloadMode.GRACEFUL, ReloadMode.CHAIN, ReloadMode.RESTART])
+def test_a_signal_reload_passes_the_same_check(tmp_path: Path, mode: ReloadMode) -> None:
+    """`reload`, SIGHUP, SIGUSR1/2 and systemctl reload are gated like a push."""
+    rig = Rig(tmp_path)
+    rig.gate.request(1.0, mode, "SIGHUP", seq=7)
+    assert rig.check.started_at == [1.0] and rig.ctl.calls == []
+    rig.finish_check(1.4, FAILED)
+    assert rig.ctl.calls == [] and rig.state() is State.RUNNING
+    assert rig.verdicts == [("refused", (7,), "reload refused: " + FAILED.summary)]
+
+    rig.gate.request(2.0, mode, "SIGHUP", seq=8)
+    rig.finish_check(2.3, PASSED)
+    assert rig.verdicts[-1] == ("forwarded", (8,), "")
+    assert {"RELOADING", "STOPPING"} & set(rig.ctl.calls)
+
+
+def test_signal_reloads_during_a_reload_wait_and_coalesce(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.m.request_reload(1.0, ReloadMode.GRACEFUL, "first")
+    rig.gate.request(1.1, ReloadMode.GRACEFUL, "SIGUSR1", seq=1)
+    rig.gate.request(1.2, ReloadMode.RESTART, "spec changed", seq=2)
+    rig.gate.request(1.3, ReloadMode.GRACEFUL, "SIGUSR1", seq=3)
+    assert rig.check.started_at == []
+    rig.m.stats(2.0, stats(21, 22))
+    rig.tick(2.0)
+    assert rig.check.started_at == [2.0]
+    rig.finish_check(2.2, PASSED)
+    assert rig.verdicts == [("forwarded", (1, 2, 3), "")]
+    assert rig.state() is State.STOPPING  # the restart covers the reloads
+
+
+def test_a_missing_tree_waits_says_what_is_missing_and_loads_once_complete(
+    tmp_path: Path,
+) -> None:
+    """`rm -rf app && git clone ...`: a deploy in progress, not a failure."""
+    rig = Rig(tmp_path)
+    app = rig.spec.app.chdir
+    (app / "blog.py").unlink()
+    app.rmdir()
+    rig.gate.request(1.0, ReloadMode.GRACEFUL, "SIGHUP", seq=1)
+    assert rig.check.started_at == [] and rig.ctl.calls == []
+    assert rig.gate.waiting is not None and str(app) in rig.gate.waiting
+    assert rig.verdicts == []  # still waiting: neither refused nor applied
+    rig.tick(1.0 + TREE_POLL / 2)
+    assert rig.check.started_at == []
+    app.mkdir()
+    (app / "blog.py").write_text("application = None\n")
+    rig.tick(1.0 + TREE_POLL)
+    assert rig.gate.waiting is None and rig.check.started_at == [1.0 + TREE_POLL]
+    rig.finish_check(2.5, PASSED)
+    assert rig.ctl.calls == ["RELOADING", "fifo r"]

@@ -158,3 +158,110 @@ def test_a_full_disk_leaves_no_temporary_state_files(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "20"  # every write failed ...
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # ... and left nothing
+
+
+BROKEN = "def broken(:\n"  # imports fail: SyntaxError in blog.py line 1
+
+
+def _verdict_after(sup: Supervised, seq: int) -> object:
+    """The reload verdict newer than `seq`, once there is one."""
+    done = sup.state().get("reload_done") or {"seq": 0}
+    return done if done["seq"] > seq else None
+
+
+def test_every_reload_by_command_or_signal_passes_the_import_check(short_tmp: Path) -> None:
+    """`reload`, SIGHUP and SIGUSR1 used to reload straight onto code that does
+    not import (site down); with watch.enabled false they are the only way to
+    reload, so each is refused like a broken code push, and the old code serves."""
+    sup, port, code = blog(short_tmp, "watch:\n  enabled: false\n")
+    with sup:
+        sup.start()
+        good = code.read_text()
+        code.write_text(BROKEN)
+        r = sup.cli("reload", str(sup.spec))
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "reload refused: SyntaxError in blog.py line 1" in r.stderr
+        assert serves(port, "v1")
+        for sig in (signal.SIGHUP, signal.SIGUSR1):
+            before = sup.state()["reload_done"]["seq"]
+            sup.signal(sig)
+            done = wait_until(lambda b=before: _verdict_after(sup, b), 30, f"a verdict on {sig}")
+            assert done["ok"] is False and "SyntaxError in blog.py" in done["message"], done
+            assert serves(port, "v1")
+        state = sup.state()
+        assert state["state"] == "running" and state["generation"] == 1 and state["crashes"] == 0
+        assert "reload refused: SyntaxError" in (state["reload_refused"] or "")
+        # The fix goes through the same gate, and is loaded.
+        code.write_text(good)
+        set_version(code, "v2")
+        r = sup.cli("reload", str(sup.spec))
+        assert r.returncode == 0 and "reloaded: generation 2" in r.stdout, r.stderr
+        assert serves(port, "v2")
+        assert sup.state()["reload_refused"] is None
+
+
+def test_sigusr2_chain_reload_passes_the_import_check(short_tmp: Path) -> None:
+    sup, port, code = blog(short_tmp, "watch:\n  enabled: false\n  reload: chain\n")
+    with sup:
+        sup.start()
+        code.write_text(BROKEN)
+        before = sup.state()["reload_done"]["seq"]
+        sup.signal(signal.SIGUSR2)
+        done = wait_until(
+            lambda: sup.state()["reload_done"]["seq"] > before and sup.state()["reload_done"],
+            30,
+            "the SIGUSR2 verdict",
+        )
+        assert done["ok"] is False and "SyntaxError in blog.py line 1" in done["message"], done
+        assert serves(port, "v1") and sup.state()["generation"] == 1
+
+
+def test_a_broken_push_landing_during_the_check_of_a_good_one_is_not_loaded(
+    short_tmp: Path,
+) -> None:
+    """The reload loads what was checked: a tree that changed while its import
+    check ran is checked again (it used to load the broken push: site down)."""
+    sup, port, code = blog(short_tmp, "watch:\n  debounce: 0.2s\n")
+    with sup:
+        sup.start()
+        good = code.read_text()
+        slow_v2 = "import time\ntime.sleep(4)  # a slow import\n" + good.replace(
+            'VERSION = "v1"', 'VERSION = "v2"'
+        )
+        code.write_text(slow_v2)
+        out = short_tmp / "rt" / "preflight.out"
+        wait_until(lambda: out.exists(), 10, "the import check of v2")
+        time.sleep(1.0)  # the check of v2 is under way ...
+        code.write_text(BROKEN)  # ... when a broken push lands
+        refused = wait_until(lambda: sup.state().get("reload_refused"), 30, "the refusal")
+        assert "SyntaxError in blog.py line 1" in refused
+        assert "a new tree came during the import check" in sup.log()
+        state = sup.state()
+        assert state["state"] == "running" and state["generation"] == 1, state
+        assert state["crashes"] == 0
+        assert serves(port, "v1")
+
+
+def test_a_start_while_the_app_tree_is_missing_waits_for_it(short_tmp: Path) -> None:
+    """A restart in the middle of `rm -rf app && git clone ...` used to exit 78,
+    which systemd never retries: now the supervisor says what is missing and
+    starts the app once the tree is complete."""
+    app = copy_app("blog", short_tmp / "app")
+    port = free_port()
+    moved = short_tmp / "clone"
+    app.rename(moved)
+    sup = Supervised(short_tmp, spec_yaml(app, short_tmp / "rt", "blog:app", port, ""))
+    with sup:
+        sup.start(wait_ready=False)
+        state = wait_until(
+            lambda: "app.chdir" in (sup.state().get("status") or "") and sup.state(),
+            30,
+            f"a status naming the missing tree; log:\n{sup.log()[-2000:]}",
+        )
+        assert str(app) in state["status"]
+        assert sup.proc is not None and sup.proc.poll() is None  # waiting, not exited
+        r = sup.cli("check", str(sup.spec))
+        assert r.returncode == 78 and "app.chdir" in r.stderr  # check still reports it
+        moved.rename(app)
+        sup.notify.wait_for("READY", timeout=60)
+        assert serves(port, "v1")
