@@ -119,7 +119,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from supervisor.logs import Logger
     from supervisor.loop import run
 
-    spec = load_spec(args.spec)  # the one load: the loop takes this Spec
+    # The one load: the loop takes this Spec. A missing app tree is a deploy
+    # in progress, not a config error (`check` reports it): serve, then wait.
+    spec = load_spec(args.spec, tree=False)
     log = Logger(spec.name)
     # watchdog logs a harmless race at ERROR when a watch is moved (every
     # release flip); our watcher reports what matters itself.
@@ -146,7 +148,7 @@ def supervisor_pid(spec: Spec) -> Optional[int]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, tree=False)  # also during a deploy
     paths = runtime_paths(spec)
     pid = supervisor_pid(spec)
     state = read_state(paths.state) if pid else None
@@ -203,7 +205,7 @@ def print_stats(stats: Stats, state: Optional[StateDoc]) -> None:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, tree=False)  # also during a deploy
     paths = runtime_paths(spec)
     pid = supervisor_pid(spec)
     if args.chain and not chain_reload_loads_new_code(spec):
@@ -243,7 +245,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from supervisor.systemd.socketunit import render_socket_dropin
     from supervisor.systemd.unit import render_unit_dropin
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, tree=False)  # also during a deploy
     renderers = {"nginx": render_nginx, "unit": render_unit_dropin, "socket": render_socket_dropin}
     try:
         text = renderers[args.what](spec)
