@@ -18,6 +18,7 @@ from typing import Optional, TypedDict
 
 from supervisor.lifecycle.samples import Stats
 from supervisor.lifecycle.states import State
+from supervisor.uwsgi.private import give_to_dir_owner, read_private
 
 
 class ReloadVerdict(TypedDict):
@@ -166,9 +167,16 @@ def state_doc(s: Snapshot, status: str, now: float, pid: int) -> StateDoc:
 
 
 def write_state(path: Path, doc: StateDoc) -> None:
-    """Replace the state file atomically (readers never see half a document)."""
+    """Replace the state file atomically (readers never see half a document).
+
+    mkstemp makes the temporary 0600 with O_EXCL (never through a symlink), and
+    the rename replaces whatever is at `path`, a symlink included, without
+    following it. 0600 is enough for its readers: `status` is for root and the
+    service user, as are the stats socket and the FIFO it also needs.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-")
     try:
+        give_to_dir_owner(fd, path.parent)
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True)
         os.replace(tmp, path)
@@ -182,8 +190,7 @@ def write_state(path: Path, doc: StateDoc) -> None:
 def read_state(path: Path) -> Optional[StateDoc]:
     """The state file's document, or None if there is none (or it is unreadable)."""
     try:
-        with open(path) as f:
-            doc = json.load(f)
+        doc = json.loads(read_private(path))
     except (OSError, ValueError):
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("reload_done"), dict):

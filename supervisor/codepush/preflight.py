@@ -19,6 +19,7 @@ from typing import Optional
 from supervisor.spec.model import Spec, runtime_paths
 from supervisor.uwsgi.command import INSTANCE_MARK, build_env
 from supervisor.uwsgi.failures import summarize_failure
+from supervisor.uwsgi.private import open_private, read_private
 from supervisor.uwsgi.runtime import drop_privileges
 
 CHECK_CODE = """\
@@ -67,12 +68,8 @@ class Preflight:
         paths = runtime_paths(spec)
         code = CHECK_CODE.format(chdir=str(spec.app.chdir), entry=str(paths.entry))
         # Private: an app may print secrets (a DSN, a token) while it imports.
-        fd = os.open(
-            paths.preflight_output,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
-        )
-        os.fchmod(fd, 0o600)  # also when an older, wider file was there
+        # A symlink planted there is replaced, never written through.
+        fd = open_private(paths.preflight_output, os.O_WRONLY | os.O_TRUNC)
         with os.fdopen(fd, "wb") as out:
             self.proc = subprocess.Popen(
                 [interpreter(spec), "-c", code],
@@ -105,7 +102,7 @@ class Preflight:
             self._kill()
         self.proc = None
         try:
-            output = runtime_paths(spec).preflight_output.read_text(errors="replace")
+            output = read_private(runtime_paths(spec).preflight_output).decode(errors="replace")
         except OSError:
             output = ""
         seconds = now - self.started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from supervisor.spec.model import SYSTEMD_VARS, InstancePaths, ReloadMode, Spec, runtime_paths
+from supervisor.uwsgi.private import give_to_dir_owner, read_private
 
 # Marks every process of an instance (workers inherit it), so leftovers can be
 # found in /proc even after their master died. Not UWSGI_-prefixed: uWSGI reads
@@ -50,19 +52,29 @@ def entry_source(spec: Spec) -> str:
 
 
 def write_entry(spec: Spec) -> Path:
-    """Write the entry shim into the runtime dir atomically; return its path."""
+    """Write the entry shim into the runtime dir atomically; return its path.
+
+    Private like every file there (0600, the service user's when root runs us,
+    so uWSGI can read it); made with mkstemp's O_EXCL and renamed into place,
+    so a symlink planted at its path is replaced, never written through.
+    """
     path = runtime_paths(spec).entry
     text = entry_source(spec)
     try:
-        if path.read_text() == text:
+        if read_private(path) == text.encode():
             return path
     except OSError:
         pass
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".entry-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    try:
+        give_to_dir_owner(fd, path.parent)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 

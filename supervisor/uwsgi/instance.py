@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import stat
 import subprocess
 from typing import Any, Optional
 
@@ -14,6 +15,7 @@ from supervisor.spec.model import InstancePaths, Spec
 from supervisor.uwsgi import procs
 from supervisor.uwsgi.command import Command
 from supervisor.uwsgi.fifo import FifoNotReady, write_fifo
+from supervisor.uwsgi.private import open_private
 from supervisor.uwsgi.stats import read_stats
 
 
@@ -62,7 +64,11 @@ class Instance:
     def start(self, cmd: Command, credentials: dict[str, Any], fds: tuple[int, ...]) -> None:
         """Spawn uWSGI (as the service user, per `credentials`) with the listening
         sockets `fds` open. Raises OSError if it cannot be executed."""
-        out = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if self.forward:  # ours, in the runtime dir: private, never through a symlink
+            out = open_private(self.log_path, os.O_WRONLY | os.O_APPEND)
+        else:  # the operator's `logto`, wherever they chose (a symlink is theirs)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            out = os.open(self.log_path, flags, 0o600)
         try:
             if credentials and self.forward:  # uWSGI reopens its log by path
                 os.fchown(out, credentials["user"], credentials["group"])
@@ -85,11 +91,17 @@ class Instance:
         if self._log_fd is not None:
             os.close(self._log_fd)
             self._log_fd = None
+        # Never read what the service user links in our log's place (and then
+        # forward it to the journal as root).
+        safe = os.O_NOFOLLOW | os.O_NONBLOCK if self.forward else 0
         try:
-            fd = os.open(self.log_path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self.log_path, os.O_RDONLY | os.O_CLOEXEC | safe)
         except OSError:
             return
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return
         self._log_ino = st.st_ino
         if at_end:
             os.lseek(fd, st.st_size, os.SEEK_SET)

@@ -12,6 +12,21 @@ from supervisor.spec.hostchecks import lookup_group, lookup_user
 from supervisor.spec.model import Spec, runtime_paths
 from supervisor.uwsgi import procs
 from supervisor.uwsgi.fifo import FifoNotReady, write_fifo
+from supervisor.uwsgi.private import (
+    UnusableRuntimeDir,
+    check_ours,
+    give_to_dir_owner,
+    open_private,
+    secure_dirs,
+)
+
+__all__ = [
+    "AlreadyRunning",
+    "UnusableRuntimeDir",
+    "drop_privileges",
+    "prepare_runtime_dir",
+    "stop_leftovers",
+]
 
 
 class AlreadyRunning(Exception):
@@ -21,21 +36,38 @@ class AlreadyRunning(Exception):
 def prepare_runtime_dir(spec: Spec) -> IO[str]:
     """Create the runtime dir safely and take the per-app lock.
 
-    The dir is 0711 when nginx must reach a unix socket inside it (others may
-    traverse, not list; the FIFO and stats socket are 0600 by uWSGI's umask),
-    else 0700. Returns the open lock file, held for the supervisor's life.
+    Every dir on the way that we create, or that another user could have made
+    first, must be a real dir of ours that others cannot write (see
+    `private.secure_dirs`); else UnusableRuntimeDir says which and why, and
+    nothing is written. The dir is 0711 when nginx must reach a unix socket
+    inside it (others may traverse, not list; the FIFO and stats socket are
+    0600 by uWSGI's umask), else 0700. Returns the open lock file, held for
+    the supervisor's life.
     """
     root = spec.runtime_dir
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ids = drop_privileges(spec)
+    # Ours, or, when root, the service user's: systemd's RuntimeDirectory= with
+    # User= makes it theirs, and so does our own chown on an earlier start.
+    owners = frozenset({os.geteuid()} | ({ids["user"]} if ids else set()))
     sock = spec.uwsgi.socket.path
     nginx_inside = sock is not None and sock.parent == root
-    # Also over systemd's RuntimeDirectoryMode=0750: with a per-app user the
-    # dir's group is not nginx's, and nginx must still reach the socket.
-    os.chmod(root, 0o711 if nginx_inside else 0o700)
-    ids = drop_privileges(spec)
-    if ids:  # uWSGI, run as the service user, creates its files here
-        os.chown(root, ids["user"], ids["group"])
-    lock = open(runtime_paths(spec).lock, "a+")  # noqa: SIM115 - held for the process's life
+    try:
+        secure_dirs(root, owners)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            check_ours(root, os.fstat(fd), owners)  # the very dir we will use
+            # Also over systemd's RuntimeDirectoryMode=0750: with a per-app user the
+            # dir's group is not nginx's, and nginx must still reach the socket.
+            os.fchmod(fd, 0o711 if nginx_inside else 0o700)
+            if ids:  # uWSGI, run as the service user, creates its files here
+                os.fchown(fd, ids["user"], ids["group"])
+        finally:
+            os.close(fd)
+        lock_fd = open_private(runtime_paths(spec).lock, os.O_RDWR | os.O_APPEND)
+        give_to_dir_owner(lock_fd, root)
+    except OSError as exc:
+        raise UnusableRuntimeDir(f"cannot prepare the runtime dir {root}: {exc}") from exc
+    lock = os.fdopen(lock_fd, "a+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
