@@ -52,6 +52,9 @@ STATS_SLOW = 1.0  # while running: also the watchdog's evidence of life
 OUTPUT_POLL = 0.2  # how often uWSGI's log file is tailed into ours
 RETIRE_POLL = 0.05  # how often a master retiring after a swap is checked on
 LONGEST_SLEEP = 1.0
+# A master that lost its stats socket is replaced through a swap, tried at
+# most this often (a swap onto code that no longer starts keeps the old one).
+REPAIR_EVERY = 30.0
 
 
 class Loop:
@@ -79,6 +82,7 @@ class Loop:
         self.codepush: Optional[CodePush] = None  # when watch.enabled
         self.sockets: tuple[SocketDoc, ...] = ()  # sampled with the stats
         self.watch_error: Optional[str] = None
+        self.next_repair = 0.0
         # What each signal does; handlers only record, this runs in the loop.
         self.on_signal: dict[signal.Signals, Callable[[float], None]] = {
             signal.SIGTERM: lambda now: self._stop_signal(now, "SIGTERM"),
@@ -334,7 +338,18 @@ class Loop:
         current = self.controller.current
         if current is None:
             return
+        if m.state is State.RUNNING:
+            self._repair(now)
         m.stats(now, current.stats())
+
+    def _repair(self, now: float) -> None:
+        """Recover the serving master's FIFO and stats socket if they vanished."""
+        lost = self.controller.repair_control_files()
+        if lost is None or now < self.next_repair:
+            return
+        self.next_repair = now + REPAIR_EVERY
+        self.log.error(f"{lost}: replacing uWSGI through a swap (the app keeps serving)")
+        self.machine.request_reload(now, ReloadMode.SWAP, lost)
 
     def _ping(self, now: float) -> None:
         if not self.watchdog or now < self.next_watchdog:

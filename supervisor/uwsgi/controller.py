@@ -112,6 +112,32 @@ class UwsgiController:
 
     # -- loop helpers ------------------------------------------------------------
 
+    def repair_control_files(self) -> Optional[str]:
+        """Put back what a tmp cleaner (or a careless `rm`) took from the serving
+        master; say what only a new master can bring back (None: all there).
+
+        A vanished FIFO is recreated by uWSGI itself once poked (see
+        `procs.revive_fifo`); a vanished stats socket cannot be: uWSGI binds
+        it once, at start. The convenience links are relinked.
+        """
+        inst = self.current
+        if inst is None or inst.exit_code is not None or inst.proc is None:
+            return None
+        fifo, stats, pid = inst.paths.master_fifo, inst.paths.stats, inst.proc.pid
+        lost: list[str] = []
+        if not os.path.lexists(fifo):
+            if procs.revive_fifo(pid, fifo):
+                self._log(f"master FIFO {fifo} vanished; uWSGI pid {pid} recreates it")
+            else:
+                lost.append(f"master FIFO {fifo}")
+        if not os.path.lexists(stats):
+            lost.append(f"stats socket {stats}")
+        paths = runtime_paths(self.spec)
+        for link, target in ((paths.master_fifo, fifo), (paths.stats, stats)):
+            if not os.path.lexists(link):
+                _link(link, target)
+        return " and ".join(lost) + " vanished" if lost else None
+
     def poll_exit(self) -> Optional[int]:
         """The serving master's exit status if it just exited."""
         inst = self.current

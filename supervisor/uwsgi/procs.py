@@ -84,3 +84,29 @@ def wait_gone(runtime_dir: Path, timeout: float, tick: Callable[[], None]) -> bo
         tick()
         time.sleep(0.05)
     return not instance_pids(runtime_dir)
+
+
+def revive_fifo(pid: int, path: Path) -> bool:
+    """Make master `pid` recreate its FIFO at `path` after someone deleted it.
+
+    uWSGI recreates its FIFO (unlink, mkfifo, open) whenever its last writer
+    closes. With the path gone nobody can write to it any more, but the
+    master's own descriptor is reachable as /proc/PID/fd/N: opening that for
+    writing and closing it gives the master its EOF. False: no such FIFO.
+    """
+    target = f"{path} (deleted)"
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        link = f"/proc/{pid}/fd/{fd}"
+        try:
+            if os.readlink(link) != target:
+                continue
+            writer = os.open(link, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        os.close(writer)
+        return True
+    return False
