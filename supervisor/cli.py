@@ -27,6 +27,7 @@ from supervisor.uwsgi.command import (
     chain_reload_loads_new_code,
 )
 from supervisor.uwsgi.fifo import FifoNotReady, write_fifo_retry
+from supervisor.uwsgi.silence import look
 from supervisor.uwsgi.stats import parse_stats, read_stats_raw
 
 
@@ -66,7 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("spec", type=Path)
     r.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("status", help="show the supervisor's and uWSGI's state")
+    s = sub.add_parser(
+        "status",
+        help="show the supervisor's and uWSGI's state",
+        description="Exit status (LSB): 0 uWSGI answers; 3 not running; 4 uWSGI's"
+        " processes live but its master does not answer (stopped or hung; workers may"
+        " still serve).",
+    )
     s.add_argument("spec", type=Path)
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_status)
@@ -153,11 +160,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     pid = supervisor_pid(spec)
     state = read_state(paths.state) if pid else None
     raw = read_stats_raw(paths.stats)
+    # No answer: a master that is stopped or hung still has workers serving.
+    silent = look(spec.runtime_dir, state["uwsgi_pid"] if state else None) if raw is None else None
+    code = Exit.OK if raw is not None else Exit.STATUS_UNKNOWN if silent else Exit.NOT_RUNNING
     if args.json:
         doc: dict[str, Any] = {"supervisor": state, "supervisor_running": pid is not None}
         doc["uwsgi"] = raw
+        doc["uwsgi_not_answering"] = silent.as_json() if silent else None
         print(json.dumps(doc, indent=2, sort_keys=True))
-        return Exit.OK if raw is not None else Exit.NOT_RUNNING
+        return code
     if state is not None:
         print(f"supervisor: pid {pid}, {state['state']}: {state['status']}")
         if state["reload_refused"]:
@@ -177,9 +188,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                 print(f"    {line}")
     else:
         print(f"supervisor: not running for {spec.name} ({paths.root})")
+    if silent is not None:
+        print(f"uWSGI: {silent.describe(paths.stats)}")
+        return code
     if raw is None:
         print(f"uWSGI: not running (no answer on {paths.stats})")
-        return Exit.NOT_RUNNING
+        return code
     print_stats(parse_stats(raw), state)
     return Exit.OK
 
