@@ -13,7 +13,6 @@ import selectors
 import signal
 import time
 import traceback
-from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Optional
 
 from supervisor.codepush.gate import Gate
@@ -22,10 +21,9 @@ from supervisor.lifecycle.machine import Machine
 from supervisor.lifecycle.states import POLLED_STATES, WAITING_STATES, State
 from supervisor.logs import Logger
 from supervisor.publish import Publisher, socket_docs, take_snapshot
-from supervisor.spec import tree_problems
-from supervisor.spec.load import load_spec
+from supervisor.respec import SpecRereader, unappliable
 from supervisor.spec.model import LiveSpec, ReloadMode, Spec, runtime_paths
-from supervisor.status import ReloadVerdict, Snapshot, SocketDoc
+from supervisor.status import Snapshot, SocketDoc
 from supervisor.systemd.notify import Notifier, watchdog_period
 from supervisor.uwsgi.command import (
     chain_refusal,
@@ -36,13 +34,14 @@ from supervisor.uwsgi.command import (
 from supervisor.uwsgi.controller import UwsgiController
 from supervisor.uwsgi.failures import summarize_failure
 from supervisor.uwsgi.instance import describe_exit
-from supervisor.uwsgi.listeners import ListenerError, open_listeners, reopen
+from supervisor.uwsgi.listeners import ListenerError, reopen
 from supervisor.uwsgi.runtime import (
     AlreadyRunning,
     UnusableRuntimeDir,
     prepare_runtime_dir,
-    stop_leftovers,
 )
+from supervisor.uwsgi.startup import take_over
+from supervisor.verdicts import Verdicts
 
 if TYPE_CHECKING:
     from supervisor.codepush.glue import CodePush
@@ -65,7 +64,14 @@ class Loop:
         self.controller = UwsgiController(self.live, log.info)
         self.machine = Machine(self.live, self.controller, log.info)
         # Every reload passes the gate: code pushes, `reload`, SIGHUP, SIGUSR1/2.
-        self.gate = Gate(self.live, self.machine, log.info, self._forwarded, self._gate_refused)
+        self.verdicts = Verdicts()
+        self.gate = Gate(
+            self.live,
+            self.machine,
+            log.info,
+            lambda seqs: self.verdicts.forwarded(seqs, self.machine.generation),
+            self.verdicts.refused,
+        )
         self.publisher = Publisher(
             self.notifier, lambda: runtime_paths(self.spec).state, log.error
         )
@@ -75,19 +81,16 @@ class Loop:
         self.last_stats_poll = 0.0
         self.watchdog = watchdog_period(os.environ)
         self.next_watchdog = 0.0
-        self.reload_seq = 0  # reloads asked for by signal (CLI, systemctl reload)
-        self.verdict = ReloadVerdict(seq=0, ok=True, message="")
-        self.awaiting_reload = 0
-        self.awaiting_generation = 0  # the generation that served when it was handed over
         self.codepush: Optional[CodePush] = None  # when watch.enabled
         self.sockets: tuple[SocketDoc, ...] = ()  # sampled with the stats
         self.watch_error: Optional[str] = None
+        self.rereader = SpecRereader(spec.path, self.wake)
         self.next_repair = 0.0
         # What each signal does; handlers only record, this runs in the loop.
         self.on_signal: dict[signal.Signals, Callable[[float], None]] = {
             signal.SIGTERM: lambda now: self._stop_signal(now, "SIGTERM"),
             signal.SIGINT: lambda now: self._stop_signal(now, "SIGINT"),
-            signal.SIGHUP: self._reload_spec,
+            signal.SIGHUP: self._reread_spec,
             signal.SIGUSR1: lambda now: self._signal_reload(now, self.spec.watch.reload),
             signal.SIGUSR2: lambda now: self._signal_reload(now, ReloadMode.CHAIN),
             signal.SIGCHLD: lambda now: None,  # only wakes the loop: exits are polled
@@ -122,26 +125,27 @@ class Loop:
 
     def run(self) -> int:
         self.install_signals()
-        stop_leftovers(self.spec, self.log.info, self._idle_ping)
         try:
-            self.controller.listeners = open_listeners(self.spec, self.log.warning)
+            orphan = take_over(
+                self.spec, self.controller, self.log.info, self.log.warning, self._idle_ping
+            )
         except ListenerError as exc:
             self.log.error(str(exc))
             return Exit.CONFIG
-        for listener in self.controller.listeners.all():
-            self.log.info(
-                f"{listener.role} socket {listener.address.for_uwsgi()} (backlog"
-                f" {listener.backlog}) held by {listener.held_by}"
-            )
         self._start_watching()
         try:
-            self.machine.start(time.monotonic())
+            if orphan is not None:
+                self.controller.adopt(orphan)
+                self.machine.adopt(time.monotonic(), orphan.pid)
+            else:
+                self.machine.start(time.monotonic())
             self._publish(time.monotonic())
             while self.machine.exit_code is None:
                 self._wait(time.monotonic())
                 self._forward_output()
                 now = time.monotonic()
                 self._handle_signals(now)
+                self._take_spec(now)
                 self._check_children(now)
                 self.machine.tick(now)
                 self.controller.tick_retiring(now)
@@ -162,20 +166,12 @@ class Loop:
         return self.machine.exit_code
 
     def _start_watching(self) -> None:
-        if not self.spec.watch.enabled:
-            return
-        from supervisor.codepush.glue import CodePush  # watchdog only when watching
+        if self.spec.watch.enabled:
+            from supervisor.codepush.glue import start_watching  # watchdog only when watching
 
-        codepush = CodePush(self.live, self.gate, self.log.info, self.wake)
-        try:
-            codepush.start()
-        except Exception as exc:  # serving matters more than auto-reload
-            codepush.stop()
-            self.watch_error = f"not watching for code pushes: {exc}"
-            self.log.error(f"{self.watch_error}; serving without auto-reload")
-            return
-        self.watch_error = None
-        self.codepush = codepush
+            self.codepush, self.watch_error = start_watching(
+                self.live, self.gate, self.log.info, self.log.error, self.wake
+            )
 
     def _stop_watching(self) -> None:
         if self.codepush is not None:
@@ -220,21 +216,22 @@ class Loop:
 
     # -- reloads asked for by signal: SIGHUP (the spec), SIGUSR1/2 (the code) -----
 
-    def _reload_spec(self, now: float) -> None:
-        try:
-            new = load_spec(self.spec.path, tree=False)  # a deploy in progress is no error
-        except Exception as exc:  # anything: the running config keeps serving
-            self.log.error(f"SIGHUP: spec is invalid, keeping the running config:\n{exc}")
-            self._refuse_reload(str(exc))
+    def _reread_spec(self, now: float) -> None:
+        self.rereader.start()  # off the loop: `_take_spec` applies the outcome
+
+    def _take_spec(self, now: float) -> None:
+        new = self.rereader.take()
+        if new is None:
+            return
+        if isinstance(new, Exception):
+            self.log.error(f"SIGHUP: spec is invalid, keeping the running config:\n{new}")
+            self._refuse_reload(str(new))
             return
         old = self.spec
-        if new.runtime_dir != old.runtime_dir or new.name != old.name:
-            message = (
-                f"SIGHUP: {old.path}: name or runtime_dir changed; that takes a restart"
-                " of the service (systemctl restart), keeping the running config"
-            )
-            self.log.error(message)
-            self._refuse_reload(message)
+        refusal = unappliable(old, new)
+        if refusal is not None:
+            self.log.error(refusal)
+            self._refuse_reload(refusal)
             return
         restart = needs_restart(old, new)
         if sockets_differ(old, new) and not self._reopen_sockets(new):
@@ -269,40 +266,10 @@ class Loop:
             self.log.error(message)
             self._refuse_reload(message)
             return
-        self.reload_seq += 1
-        self.gate.request(now, mode, reason, self.reload_seq)
-
-    def _forwarded(self, seqs: tuple[int, ...]) -> None:
-        """The gate handed the machine a reload: settle it when the machine does."""
-        if seqs:
-            self.awaiting_reload = max(seqs)
-            self.awaiting_generation = self.machine.generation
-
-    def _gate_refused(self, seqs: tuple[int, ...], message: str) -> None:
-        if seqs:
-            self.verdict = ReloadVerdict(seq=max(seqs), ok=False, message=message)
+        self.gate.request(now, mode, reason, self.verdicts.next_seq())
 
     def _refuse_reload(self, message: str) -> None:
-        self.reload_seq += 1
-        self.verdict = ReloadVerdict(seq=self.reload_seq, ok=False, message=message)
-
-    def _settle_signal_reload(self) -> None:
-        """Record the outcome of a signal-requested reload for `reload --wait`."""
-        if not self.awaiting_reload:
-            return
-        m = self.machine
-        if m.state is State.RUNNING and m.reload is None and m.pending is None:
-            if m.generation > self.awaiting_generation:
-                ok, message = True, f"reloaded: generation {m.generation}"
-            else:  # a swap whose new master never served: the old code serves
-                ok, message = False, m.swap_failed or "the reload did not complete"
-        elif m.state in (State.BACKOFF, State.FATAL, State.STOPPED):
-            error = self.controller.last_error()
-            ok, message = False, f"reload failed: {m.state.value}: {error}"
-        else:
-            return
-        self.verdict = ReloadVerdict(seq=self.awaiting_reload, ok=ok, message=message)
-        self.awaiting_reload = 0
+        self.verdicts.refuse_now(message)
 
     # -- uWSGI: exits, stats, watchdog ---------------------------------------------
 
@@ -365,7 +332,7 @@ class Loop:
     # -- the one outlet ---------------------------------------------------------
 
     def _publish(self, now: float, force: bool = False) -> None:
-        self._settle_signal_reload()
+        self.verdicts.settle(self.machine, self.controller.last_error)
         snap = self.snapshot(now)
         announced, self.machine.announcements = self.machine.announcements, []
         self.publisher.announce(announced, snap, now)
@@ -375,22 +342,16 @@ class Loop:
     def snapshot(self, now: float) -> Snapshot:
         watching = self.codepush.watcher.backend if self.codepush is not None else None
         refused = self.gate.waiting or self.gate.refused or self.watch_error
-        snap = take_snapshot(
+        return take_snapshot(
             self.spec,
             self.machine,
             self.controller,
             watching,
             refused,
-            self.verdict,
+            self.verdicts.current,
             now,
             self.sockets,
         )
-        if snap.state is State.BACKOFF:
-            # uWSGI cannot start without its tree: say what a deploy still owes.
-            missing = tree_problems(self.spec)
-            if missing:
-                snap = replace(snap, error="waiting for the app tree: " + "; ".join(missing))
-        return snap
 
 def run(spec: Spec, log: Logger) -> int:
     """Supervise the app of an already loaded spec until asked to stop."""

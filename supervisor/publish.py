@@ -16,6 +16,8 @@ from typing import Callable, Optional
 
 from supervisor.lifecycle.effects import Announcement
 from supervisor.lifecycle.machine import Machine
+from supervisor.lifecycle.states import State
+from supervisor.spec import tree_problems
 from supervisor.spec.model import Spec
 from supervisor.status import (
     ReloadVerdict,
@@ -124,12 +126,22 @@ def take_snapshot(
         last_exit=m.last_exit,
         uwsgi_pid=ctl.current.pid if ctl.current else None,
         watching=watching,
-        error=ctl.last_error(),
+        error=_why_down(spec, m, ctl),
         tail=tuple(ctl.tail()),
         refused=refused or m.swap_failed,
         verdict=verdict,
         sockets=sockets,
     )
+
+
+def _why_down(spec: Spec, m: Machine, ctl: UwsgiController) -> Optional[str]:
+    """Why uWSGI last failed; in backoff, first what a deploy still owes the tree
+    (uWSGI cannot start without it)."""
+    if m.state is State.BACKOFF:
+        missing = tree_problems(spec)
+        if missing:
+            return "waiting for the app tree: " + "; ".join(missing)
+    return ctl.last_error()
 
 
 def socket_docs(listeners: Optional[Listeners]) -> tuple[SocketDoc, ...]:

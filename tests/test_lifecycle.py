@@ -170,7 +170,9 @@ def test_uwsgi_that_will_not_quit_is_killed_after_the_stop_timeout(short_tmp: Pa
         assert "sending SIGINT" in log and "sending SIGKILL" in log
 
 
-def test_supervisor_killed_and_restarted_takes_over_cleanly(short_tmp: Path) -> None:
+def test_a_leftover_of_another_spec_is_stopped_not_adopted(short_tmp: Path) -> None:
+    """A uWSGI whose command line is not what the spec gives now (the spec
+    changed while no supervisor ran) is stopped, and a fresh one started."""
     text, port = blog(short_tmp)
     first = Supervised(short_tmp, text, name="app")
     with first:
@@ -180,11 +182,14 @@ def test_supervisor_killed_and_restarted_takes_over_cleanly(short_tmp: Path) -> 
         first.proc.kill()
         first.proc.wait()
         assert alive(old_master)  # uWSGI outlives a SIGKILLed supervisor
-        with Supervised(short_tmp, text, name="app") as second:
+        changed = text.replace("processes: 2", "processes: 3")
+        with Supervised(short_tmp, changed, name="app") as second:
             second.start()
+            assert "command line differs from what the spec gives now" in second.log()
             assert "left over from a previous supervisor" in second.log()
             assert not alive(old_master)
             assert http_get(f"127.0.0.1:{port}", "/")[0] == 200
+            assert second.state()["status"].startswith("serving: 3/3 workers")
             assert "Address already in use" not in second.log()
 
 
@@ -272,3 +277,34 @@ def test_sighup_cannot_move_the_runtime_dir(short_tmp: Path) -> None:
         wait_until(lambda: sup.state()["reload_done"]["ok"] is False, 5, "the failed reload")
         assert sup.uwsgi_pid() == master and http_get(f"127.0.0.1:{port}", "/")[0] == 200
         assert not (short_tmp / "rt2").exists()
+
+
+def test_sighup_reads_a_large_spec_without_stalling_watchdog_pings(short_tmp: Path) -> None:
+    """The spec is parsed off the loop's thread: a ~1 MB spec (seconds of
+    YAML parsing) used to stop watchdog pings and stats polling meanwhile."""
+    text, port = blog(short_tmp)
+    with Supervised(short_tmp, text, env={"WATCHDOG_USEC": "2000000"}) as sup:
+        sup.start()
+        master = sup.uwsgi_pid()
+        env = "".join(f"    K{i}: 'v{i}'\n" for i in range(45000))
+        big = text + "app_env_follows: 1\n"  # an unknown key: refused after the full parse
+        big = big.replace("app:\n", "app:\n  env:\n" + env, 1)
+        assert 900_000 < len(big) < 1_000_000  # under the loader's 1 MiB cap
+        sup.spec.write_text(big)
+        sup.notify.poll()
+        start = time.monotonic()
+        sup.signal(signal.SIGHUP)
+        # Pings are timed when read: read them all along.
+        wait_until(
+            lambda: sup.notify.poll() is not None and "spec is invalid" in sup.log(),
+            60,
+            "the refusal after the parse",
+        )
+        took = time.monotonic() - start
+        sup.notify.poll()
+        pings = sorted(t for t, f in sup.notify.received if t >= start and "WATCHDOG" in f)
+        assert took > 2.0, f"the parse took {took:.1f} s: too short to show a stall"
+        gaps = [b - a for a, b in zip([start, *pings], [*pings, time.monotonic()])]
+        assert max(gaps) < 1.9, f"watchdog pings stalled {max(gaps):.1f} s during the parse"
+        assert "app_env_follows" in sup.log()
+        assert sup.uwsgi_pid() == master and http_get(f"127.0.0.1:{port}", "/")[0] == 200

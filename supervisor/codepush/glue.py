@@ -70,3 +70,23 @@ class CodePush:
             self.gate.tree_changed(now)
         if self.debouncer.due(now):
             self.gate.request(now, self.mode, self.debouncer.take().reason)
+
+
+def start_watching(
+    live: LiveSpec,
+    gate: Gate,
+    info: Callable[[str], None],
+    error: Callable[[str], None],
+    wake: Callable[[], None],
+) -> tuple[Optional[CodePush], Optional[str]]:
+    """A started CodePush, or None and why watching failed (logged): serving
+    matters more than auto-reload, so the app runs on without it."""
+    codepush = CodePush(live, gate, info, wake)
+    try:
+        codepush.start()
+    except Exception as exc:
+        codepush.stop()
+        why = f"not watching for code pushes: {exc}"
+        error(f"{why}; serving without auto-reload")
+        return None, why
+    return codepush, None

@@ -100,6 +100,14 @@ class Machine:
         self._go(now, State.STARTING, "start")
         self._spawn(now)
 
+    def adopt(self, now: float, pid: int) -> None:
+        """Serve with a master a previous supervisor left: it is READY as soon
+        as its stats show every worker serving, as after a start."""
+        # STOPPED -> STARTING
+        self._go(now, State.STARTING, f"adopting uWSGI pid {pid}")
+        self.last_stats = None
+        self.deadline = now + self.spec.start_timeout
+
     def stats(self, now: float, stats: Optional[Stats]) -> None:
         """A stats socket sample (None: uWSGI did not answer)."""
         if stats is None:

@@ -14,6 +14,7 @@ from typing import Callable, Optional
 from supervisor.lifecycle.machine import KILL_AFTER
 from supervisor.spec.model import LiveSpec, Spec, runtime_paths
 from supervisor.uwsgi import procs
+from supervisor.uwsgi.adopt import Orphan
 from supervisor.uwsgi.command import build_command, write_entry
 from supervisor.uwsgi.failures import summarize_failure
 from supervisor.uwsgi.instance import Instance
@@ -50,6 +51,15 @@ class UwsgiController:
             self.current.close()
         self._clear_stale_files()
         self.current = self._start(serving=True)
+
+    def adopt(self, orphan: Orphan) -> None:
+        """Serve with the master a previous supervisor left (see `adopt`)."""
+        inst = Instance(self.spec, runtime_paths(self.spec).instance(orphan.tag))
+        inst.adopt(orphan.pid)
+        self.current = inst
+        if orphan.tag.isdigit():  # the next master gets a tag of its own
+            self.spawn_count = max(self.spawn_count, int(orphan.tag))
+        self._log(f"adopted uWSGI pid {orphan.pid} (instance {orphan.tag}), which serves")
 
     def spawn_next(self, now: float) -> None:
         """Start a swap candidate on the same listening sockets as the serving master."""
@@ -121,9 +131,9 @@ class UwsgiController:
         it once, at start. The convenience links are relinked.
         """
         inst = self.current
-        if inst is None or inst.exit_code is not None or inst.proc is None:
+        if inst is None or inst.exit_code is not None or inst.pid is None:
             return None
-        fifo, stats, pid = inst.paths.master_fifo, inst.paths.stats, inst.proc.pid
+        fifo, stats, pid = inst.paths.master_fifo, inst.paths.stats, inst.pid
         lost: list[str] = []
         if not os.path.lexists(fifo):
             if procs.revive_fifo(pid, fifo):

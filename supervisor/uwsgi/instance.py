@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import os
+import select
 import signal
 import stat
 import subprocess
@@ -18,8 +19,14 @@ from supervisor.uwsgi.fifo import FifoNotReady, write_fifo
 from supervisor.uwsgi.private import open_private
 from supervisor.uwsgi.stats import read_stats
 
+# The exit status of an adopted master is its former parent's to collect: we
+# only see that it is gone.
+ADOPTED_EXIT = 1000
+
 
 def describe_exit(code: int) -> str:
+    if code == ADOPTED_EXIT:
+        return "exited (an adopted master: its status went to its first parent)"
     if code < 0:
         try:
             return f"killed by {signal.Signals(-code).name}"
@@ -37,6 +44,8 @@ class Instance:
         self.spec = spec
         self.paths = paths
         self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.adopted: Optional[int] = None  # a pidfd: a master another supervisor started
+        self._adopted_pid: Optional[int] = None
         # uWSGI writes to a file, never to a pipe of ours: if the supervisor
         # died, a pipe would break and uWSGI spins on EPIPE (a worker at 100%
         # CPU, requests stalled). We tail the file and forward it instead.
@@ -59,7 +68,14 @@ class Instance:
 
     @property
     def pid(self) -> Optional[int]:
-        return self.proc.pid if self.proc is not None else None
+        return self.proc.pid if self.proc is not None else self._adopted_pid
+
+    def adopt(self, pid: int) -> None:
+        """Take over master `pid`, left serving by a previous supervisor: watch
+        its exit through a pidfd and tail its log from where it is now."""
+        self.adopted = os.pidfd_open(pid)
+        self._adopted_pid = pid
+        self._open_log(at_end=True)
 
     def start(self, cmd: Command, credentials: dict[str, Any], fds: tuple[int, ...]) -> None:
         """Spawn uWSGI (as the service user, per `credentials`) with the listening
@@ -112,12 +128,21 @@ class Instance:
         if self.exit_code is not None:
             return self.exit_code
         if self.proc is None:
-            return None
+            return self._poll_adopted()
         code = self.proc.poll()
         if code is not None:
             self.drain_output()
             self.exit_code = code
         return code
+
+    def _poll_adopted(self) -> Optional[int]:
+        if self.adopted is None:
+            return None
+        if not select.select([self.adopted], [], [], 0)[0]:
+            return None  # a pidfd turns readable when its process exits
+        self.drain_output()
+        self.exit_code = ADOPTED_EXIT
+        return self.exit_code
 
     def stats(self, timeout: float = 0.5) -> Optional[Stats]:
         return read_stats(self.paths.stats, timeout)
@@ -130,17 +155,22 @@ class Instance:
             return False
 
     def signal(self, sig: int) -> None:
-        if self.proc is not None and self.exit_code is None:
+        if self.adopted is not None and self.exit_code is None:
             try:
-                os.kill(self.proc.pid, sig)
+                signal.pidfd_send_signal(self.adopted, sig)  # never a reused pid
+            except ProcessLookupError:
+                pass
+        elif self.pid is not None and self.exit_code is None:
+            try:
+                os.kill(self.pid, sig)
             except ProcessLookupError:
                 pass
 
     def kill(self) -> list[int]:
         """SIGKILL the master's whole group and any stray process of this instance."""
-        if self.proc is not None and self.exit_code is None:
+        if self.pid is not None and self.exit_code is None:
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.killpg(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         return procs.kill_leftovers(self.spec.runtime_dir, self.tag)
@@ -180,6 +210,9 @@ class Instance:
             pass  # a full disk or closed stdout must not stop supervision
 
     def close(self) -> None:
+        if self.adopted is not None:
+            os.close(self.adopted)
+            self.adopted = None
         self.drain_output()
         if self._partial:
             self._emit(self._partial)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -75,13 +75,14 @@ def reopen(current: Listeners, spec: Spec, log: Callable[[str], None]) -> Listen
     backlog = effective_backlog(spec.uwsgi.listen, log)
     kept: dict[str, Listener] = {}
     for old in current.all():
-        if old.address == _wanted(spec).get(old.role):
+        if old.address == wanted_addresses(spec).get(old.role):
             old.sock.listen(backlog)
             old.backlog = backlog
             if old.address.path is not None:
                 _open_to_nginx(old.address.path, spec)
             kept[old.role] = old
-    fresh = _bind_all([(r, a) for r, a in _wanted(spec).items() if r not in kept], spec, backlog)
+    wanted = wanted_addresses(spec).items()
+    fresh = _bind_all([(r, a) for r, a in wanted if r not in kept], spec, backlog)
     for old in current.all():
         if kept.get(old.role) is not old:
             old.sock.close()
@@ -110,20 +111,35 @@ def effective_backlog(wanted: int, log: Callable[[str], None]) -> int:
 
 
 def open_listeners(
-    spec: Spec, log: Callable[[str], None], environ: Optional[Mapping[str, str]] = None
+    spec: Spec,
+    log: Callable[[str], None],
+    environ: Optional[Mapping[str, str]] = None,
+    inherited: Sequence[socket.socket] = (),
 ) -> Listeners:
     """The spec's listening sockets: systemd's if it passed them (LISTEN_FDS),
-    else bound here. Raises ListenerError with the fix on any mismatch."""
+    else `inherited` (taken from an adopted master, already matched to the
+    spec), else bound here. Raises ListenerError with the fix on any mismatch."""
     env = os.environ if environ is None else environ
     backlog = effective_backlog(spec.uwsgi.listen, log)
     passed = _systemd_sockets(env)
     if passed is not None:
+        for sock in inherited:
+            sock.close()  # the same sockets: systemd's copies are the ones to hold
         return _adopt(spec, passed, env.get("LISTEN_FDNAMES", ""), backlog, log)
-    listeners = _bind_all(list(_wanted(spec).items()), spec, backlog)
+    if inherited:
+        wanted = wanted_addresses(spec)
+        held = {}
+        for sock in inherited:
+            role = role_of(sock, wanted)
+            assert role is not None, "adopt.find_orphan matched every socket to the spec"
+            held[role] = Listener(role, wanted[role], sock, "supervisor", backlog)
+        held.update(_bind_all([(r, a) for r, a in wanted.items() if r not in held], spec, backlog))
+        return Listeners(held[APP], held.get(HTTP))
+    listeners = _bind_all(list(wanted_addresses(spec).items()), spec, backlog)
     return Listeners(listeners[APP], listeners.get(HTTP))
 
 
-def _wanted(spec: Spec) -> dict[str, Address]:
+def wanted_addresses(spec: Spec) -> dict[str, Address]:
     """The addresses the spec asks for, by role."""
     wanted = {APP: spec.uwsgi.socket}
     if spec.uwsgi.http is not None:
@@ -242,11 +258,11 @@ def _adopt(
     instance): the spec's address is bound here instead, with a warning that
     restarts will then refuse connections for a moment, and the fix.
     """
-    wanted = _wanted(spec)
+    wanted = wanted_addresses(spec)
     by_role: dict[str, socket.socket] = {}
     labels = names.split(":") if names else []
     for i, sock in enumerate(passed):
-        role = _role_of(sock, wanted)
+        role = role_of(sock, wanted)
         if role is not None:
             by_role[role] = sock
             continue
@@ -281,7 +297,7 @@ def _fix(spec: Spec, sock: socket.socket) -> str:
     )
 
 
-def _role_of(sock: socket.socket, wanted: Mapping[str, Address]) -> Optional[str]:
+def role_of(sock: socket.socket, wanted: Mapping[str, Address]) -> Optional[str]:
     name = sock.getsockname()
     for role, address in wanted.items():
         if address.path is not None:

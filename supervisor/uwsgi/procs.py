@@ -11,15 +11,19 @@ from typing import Callable, Optional
 from supervisor.uwsgi.command import INSTANCE_MARK, INSTANCE_TAG
 
 
-def instance_pids(runtime_dir: Path, tag: Optional[str] = None) -> list[int]:
+def instance_pids(
+    runtime_dir: Path, tag: Optional[str] = None, spare: Optional[str] = None
+) -> list[int]:
     """PIDs of live processes started for this runtime dir (workers included).
 
     uWSGI workers inherit the mark in their environment, which survives both
     their master's death and `procname` options that rewrite the cmdline.
-    With `tag`, only processes of that one instance.
+    With `tag`, only processes of that one instance; with `spare`, none of
+    that one (an adopted master's).
     """
     mark = f"{INSTANCE_MARK}={runtime_dir}".encode() + b"\0"
     tag_mark = f"{INSTANCE_TAG}={tag}".encode() + b"\0" if tag is not None else b""
+    spare_mark = b"\0" + f"{INSTANCE_TAG}={spare}".encode() + b"\0" if spare else b""
     me = os.getpid()
     found = []
     for entry in os.scandir("/proc"):
@@ -32,6 +36,8 @@ def instance_pids(runtime_dir: Path, tag: Optional[str] = None) -> list[int]:
             continue  # gone, or not ours to read
         env = b"\0" + env
         if b"\0" + mark not in env or (tag_mark and b"\0" + tag_mark not in env):
+            continue
+        if spare_mark and spare_mark in env:
             continue
         if not _is_zombie(int(entry.name)):
             found.append(int(entry.name))
@@ -63,27 +69,31 @@ def signal_pids(pids: list[int], sig: int) -> None:
             pass
 
 
-def kill_leftovers(runtime_dir: Path, tag: Optional[str] = None, wait: float = 5.0) -> list[int]:
+def kill_leftovers(
+    runtime_dir: Path, tag: Optional[str] = None, wait: float = 5.0, spare: Optional[str] = None
+) -> list[int]:
     """SIGKILL every process of the instance(s) and wait until they are gone."""
-    pids = instance_pids(runtime_dir, tag)
+    pids = instance_pids(runtime_dir, tag, spare)
     if not pids:
         return []
     signal_pids(pids, signal.SIGKILL)
     deadline = time.monotonic() + wait
-    while instance_pids(runtime_dir, tag) and time.monotonic() < deadline:
+    while instance_pids(runtime_dir, tag, spare) and time.monotonic() < deadline:
         time.sleep(0.02)
     return pids
 
 
-def wait_gone(runtime_dir: Path, timeout: float, tick: Callable[[], None]) -> bool:
+def wait_gone(
+    runtime_dir: Path, timeout: float, tick: Callable[[], None], spare: Optional[str] = None
+) -> bool:
     """Wait until no process of the instance is left; `tick` runs between polls."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not instance_pids(runtime_dir):
+        if not instance_pids(runtime_dir, spare=spare):
             return True
         tick()
         time.sleep(0.05)
-    return not instance_pids(runtime_dir)
+    return not instance_pids(runtime_dir, spare=spare)
 
 
 def revive_fifo(pid: int, path: Path) -> bool:

@@ -95,28 +95,33 @@ def drop_privileges(spec: Spec, euid: Optional[int] = None) -> dict[str, Any]:
     return {"user": pw.pw_uid, "group": gid, "extra_groups": os.getgrouplist(pw.pw_name, gid)}
 
 
-def stop_leftovers(spec: Spec, log: Callable[[str], None], tick: Callable[[], None]) -> None:
+def stop_leftovers(
+    spec: Spec, log: Callable[[str], None], tick: Callable[[], None], spare: Optional[str] = None
+) -> None:
     """Stop a uWSGI left over from a previous life of this supervisor (its
     SIGKILL leaves uWSGI running): `q` through its FIFO, then SIGINT, then
-    SIGKILL. `tick` runs while waiting (watchdog pings)."""
-    pids = procs.instance_pids(spec.runtime_dir)
+    SIGKILL. `tick` runs while waiting (watchdog pings). Instance `spare`
+    (an adopted master's) is left alone."""
+    pids = procs.instance_pids(spec.runtime_dir, spare=spare)
     if not pids:
         return
     log(
         f"found uWSGI processes {' '.join(map(str, pids))} left over from a previous"
-        " supervisor for this app; stopping them gracefully before starting anew"
+        " supervisor for this app; stopping them gracefully"
+        + (" (the adopted master keeps serving)" if spare else " before starting anew")
     )
     paths = runtime_paths(spec)
     for fifo in sorted(paths.root.glob("master-*.fifo")):
+        if spare is not None and fifo == paths.instance(spare).master_fifo:
+            continue
         try:
             write_fifo(fifo, "q")
         except (FifoNotReady, OSError):
             pass  # nobody reads it: the SIGINT below covers that master
-    if not procs.wait_gone(spec.runtime_dir, min(spec.stop_timeout, 10.0), tick):
-        masters = [
-            p for p in procs.instance_pids(spec.runtime_dir) if procs.parent_pid(p) not in pids
-        ]
+    if not procs.wait_gone(spec.runtime_dir, min(spec.stop_timeout, 10.0), tick, spare):
+        left = procs.instance_pids(spec.runtime_dir, spare=spare)
+        masters = [p for p in left if procs.parent_pid(p) not in pids]
         procs.signal_pids(masters, signal.SIGINT)
-        if not procs.wait_gone(spec.runtime_dir, 3.0, tick):
-            killed = procs.kill_leftovers(spec.runtime_dir)
+        if not procs.wait_gone(spec.runtime_dir, 3.0, tick, spare):
+            killed = procs.kill_leftovers(spec.runtime_dir, spare=spare)
             log(f"killed leftover uWSGI processes {' '.join(map(str, killed))}")
