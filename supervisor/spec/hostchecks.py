@@ -15,7 +15,9 @@ import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
+
+T = TypeVar("T")
 
 
 def host_problem(exc: BaseException) -> str:
@@ -26,7 +28,7 @@ def host_problem(exc: BaseException) -> str:
     put in a user's words, so no check ever ends in a traceback.
     """
     if isinstance(exc, OSError):
-        where = f"{exc.filename}" if exc.filename is not None else "the path"
+        where = _shown(exc.filename) if exc.filename is not None else "the path"
         if exc.errno == errno.ENAMETOOLONG:
             return (
                 f"{where} is too long for the kernel (at most {NAME_MAX} bytes a name and "
@@ -50,6 +52,37 @@ NAME_MAX = 255
 PATH_MAX = 4096
 
 
+def _shown(filename: object) -> str:
+    """A path for a message: a path of kilobytes is cut to its start and its size."""
+    text = os.fsdecode(filename) if isinstance(filename, (str, bytes)) else str(filename)
+    if len(text) <= 120:
+        return text
+    return f"{text[:60]}... ({len(os.fsencode(text))} bytes)"
+
+
+def host_check(check: Callable[[str], T]) -> Callable[[str], T]:
+    """`check`, with every error of the host turned into a ValueError that says it.
+
+    The loader reports ValueErrors at the key's line; anything else the OS or
+    pwd/grp raise (PermissionError, a name too long, OverflowError for a huge
+    id) would otherwise end `check` and `run` in a traceback.
+    """
+
+    def checked(text: str) -> T:
+        try:
+            return check(text)
+        except UnicodeError as exc:  # a ValueError, but not one of ours
+            raise ValueError(host_problem(exc)) from None
+        except ValueError:
+            raise
+        except (OSError, OverflowError) as exc:
+            raise ValueError(host_problem(exc)) from None
+
+    checked.__name__ = check.__name__
+    checked.__doc__ = check.__doc__
+    return checked
+
+
 def absolute_path(text: str) -> Path:
     if not os.path.isabs(text):
         hint = " ('~' is not expanded)" if text.startswith("~") else ""
@@ -63,6 +96,7 @@ def _missing(path: Path) -> str:
     return f"{path} does not exist"
 
 
+@host_check
 def existing_dir(text: str) -> Path:
     """An absolute path to a directory (or a symlink to one) that exists."""
     path = absolute_path(text)
@@ -73,6 +107,7 @@ def existing_dir(text: str) -> Path:
     return path
 
 
+@host_check
 def existing_path(text: str) -> Path:
     """An absolute path to anything that exists."""
     path = absolute_path(text)
@@ -81,6 +116,7 @@ def existing_path(text: str) -> Path:
     return path
 
 
+@host_check
 def file_in_existing_dir(text: str) -> Path:
     """An absolute path to a file that may not exist yet, in a directory that does."""
     path = absolute_path(text)
@@ -91,6 +127,7 @@ def file_in_existing_dir(text: str) -> Path:
     return path
 
 
+@host_check
 def virtualenv_dir(text: str) -> Path:
     """A virtualenv: a directory with bin/python."""
     path = existing_dir(text)
@@ -134,19 +171,51 @@ def module_not_found(module: str, chdir: Path, virtualenv: Optional[Path]) -> st
     )
 
 
+def module_problem(module: str, chdir: Path, virtualenv: Optional[Path]) -> Optional[str]:
+    """Why the app's `module` cannot be imported from chdir or the virtualenv; None if it can."""
+    try:
+        roots = [chdir] + (site_packages(virtualenv) if virtualenv else [])
+        if find_module(module, roots) is None:
+            return module_not_found(module, chdir, virtualenv)
+    except (OSError, OverflowError, ValueError) as exc:
+        return f"module '{_shown(module)}' cannot be looked for: {host_problem(exc)}"
+    return None
+
+
 def lookup_user(name: str) -> pwd.struct_passwd:
     """A user as a spec names it: by name or by numeric uid. Raises KeyError."""
-    return pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+    return pwd.getpwuid(int(name)) if _numeric(name) else pwd.getpwnam(name)
 
 
 def lookup_group(name: str) -> grp.struct_group:
     """A group as a spec names it: by name or by numeric gid. Raises KeyError."""
-    return grp.getgrgid(int(name)) if name.isdigit() else grp.getgrnam(name)
+    return grp.getgrgid(int(name)) if _numeric(name) else grp.getgrnam(name)
 
 
+def _numeric(name: str) -> bool:
+    """A uid or gid written as a number; past the kernel's ids it raises OverflowError
+    (before int() could refuse thousands of digits)."""
+    if not (name.isascii() and name.isdigit()):
+        return False
+    if len(name) > len(str(MAX_ID)) or int(name) > MAX_ID:
+        raise OverflowError(f"{name} is past the largest id")
+    return True
+
+
+# The largest id the kernel has: uid_t and gid_t are 32 bits, and -1 means "none".
+MAX_ID = 2**32 - 2
+
+
+def _id_too_large(kind: str, name: str) -> str:
+    return f"{kind} {_shown(name)} is past the largest the kernel has ({MAX_ID}); fix the number"
+
+
+@host_check
 def existing_user(name: str) -> str:
     try:
         lookup_user(name)
+    except OverflowError:
+        raise ValueError(_id_too_large("uid", name)) from None
     except KeyError:
         raise ValueError(
             f"no user '{name}' on this host; create it (useradd --system {name}) or fix the name"
@@ -154,9 +223,12 @@ def existing_user(name: str) -> str:
     return name
 
 
+@host_check
 def existing_group(name: str) -> str:
     try:
         lookup_group(name)
+    except OverflowError:
+        raise ValueError(_id_too_large("gid", name)) from None
     except KeyError:
         raise ValueError(
             f"no group '{name}' on this host; create it (groupadd --system {name}) or fix the name"

@@ -24,9 +24,7 @@ from supervisor.spec.hostchecks import (
     existing_path,
     existing_user,
     file_in_existing_dir,
-    find_module,
-    module_not_found,
-    site_packages,
+    module_problem,
     uwsgi_binary,
     virtualenv_dir,
 )
@@ -171,9 +169,9 @@ def _app(app: Section, tree: bool) -> AppSpec:
     )
     env = app.get_pairs("env", check_env_name, _env_value)
     if tree and target is not None and chdir is not None and app.ok("virtualenv"):
-        roots = [chdir] + (site_packages(virtualenv) if virtualenv else [])
-        if find_module(target[0], roots) is None:
-            app.problem("module", module_not_found(target[0], chdir, virtualenv))
+        problem = module_problem(target[0], chdir, virtualenv)
+        if problem is not None:
+            app.problem("module", problem)
     module, callable_, factory = target or ("", "", False)
     return AppSpec(module, callable_, factory, chdir or Path("/"), virtualenv, env)
 

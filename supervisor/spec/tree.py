@@ -14,10 +14,8 @@ from typing import Callable
 from supervisor.spec.hostchecks import (
     existing_dir,
     existing_path,
-    find_module,
     host_problem,
-    module_not_found,
-    site_packages,
+    module_problem,
     virtualenv_dir,
 )
 from supervisor.spec.model import Spec
@@ -51,7 +49,6 @@ def tree_problems(spec: Spec) -> list[str]:
 
 
 def _module_file(spec: Spec) -> None:
-    app = spec.app
-    roots = [app.chdir] + (site_packages(app.virtualenv) if app.virtualenv else [])
-    if find_module(app.module, roots) is None:
-        raise ValueError(module_not_found(app.module, app.chdir, app.virtualenv))
+    problem = module_problem(spec.app.module, spec.app.chdir, spec.app.virtualenv)
+    if problem is not None:
+        raise ValueError(problem)
