@@ -157,3 +157,171 @@ def test_chdir_under_a_directory_the_user_cannot_enter(shared_dir: Path) -> None
         "fix the permissions or the path"
     )
     assert source == f"      chdir: {secret}/app"
+
+
+# ---- check refuses what run cannot do (issue 10, item 6) -------------------------
+
+
+def problems(path: Path, environ: dict[str, str] = ENV) -> list[tuple[str, str]]:
+    with pytest.raises(SpecError) as caught:
+        load_spec(path, environ)
+    return [(p.key, p.message) for p in caught.value.problems]
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ('  socket: "/run/blog\\0.sock"\n', "uwsgi.socket"),
+        ('  options:\n    harakiri: "3\\0"\n', "uwsgi.options[harakiri]"),
+        ('  options:\n    cron: ["a", "b\\0"]\n', "uwsgi.options[cron]"),
+    ],
+)
+def test_nul_byte_in_uwsgi_values(extra: str, key: str, app: Path, tmp_path: Path) -> None:
+    path = tmp_path / "blog.yaml"
+    path.write_text(spec_text(str(app), extra=extra))
+    [(got_key, message)] = problems(path)
+    assert got_key.startswith(key.split("[")[0]), got_key
+    assert "NUL byte" in message
+
+
+@pytest.mark.parametrize(
+    ("env", "key", "message"),
+    [
+        ('    SECRET: "a\\0b"\n', "app.env.SECRET", "NUL byte"),
+        ('    "A\\0B": x\n', "app.env", "not a valid environment variable name"),
+        ('    V: "\\ud800"\n', "app.env.V", "lone surrogate"),
+    ],
+)
+def test_bad_text_in_app_env(env: str, key: str, message: str, app: Path, tmp_path: Path) -> None:
+    path = tmp_path / "blog.yaml"
+    text = spec_text(str(app)).replace("uwsgi:", f"  env:\n{env}uwsgi:")
+    path.write_text(text)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path, ENV)
+    [problem] = caught.value.problems
+    assert problem.key.startswith(key) and message in problem.message, str(caught.value)
+    assert "\0" not in str(caught.value), "a NUL never reaches the terminal"
+
+
+def test_nul_byte_in_a_path(app: Path, tmp_path: Path) -> None:
+    path = tmp_path / "blog.yaml"
+    path.write_text(spec_text(f'"{app}\\0x"'))
+    assert problems(path) == [
+        (
+            "app.chdir",
+            "contains a NUL byte (\\0), which no path, socket, option or environment"
+            " variable can hold; remove it",
+        )
+    ]
+
+
+def test_runtime_dir_that_is_a_file(app: Path, tmp_path: Path) -> None:
+    (tmp_path / "rt").write_text("")
+    path = tmp_path / "blog.yaml"
+    path.write_text(spec_text(str(app), extra=f"runtime_dir: {tmp_path}/rt\n"))
+    assert problems(path) == [
+        ("runtime_dir", f"{tmp_path}/rt is a regular file; give a directory (or one to create)")
+    ]
+    path.write_text(spec_text(str(app), extra=f"runtime_dir: {tmp_path}/rt/blog\n"))
+    assert problems(path) == [
+        ("runtime_dir", f"{tmp_path}/rt/blog cannot be created: {tmp_path}/rt is a regular file")
+    ]
+    # The default (systemd's RUNTIME_DIRECTORY) is checked the same way.
+    path.write_text(spec_text(str(app)))
+    [(key, message)] = problems(path, {**ENV, "RUNTIME_DIRECTORY": f"{tmp_path}/rt"})
+    assert key == "runtime_dir" and "is a regular file" in message and "set runtime_dir" in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "message"),
+    [
+        ("  processes: 99999999999999999999999999999\n", "uwsgi.processes", "must be at most 1024"),
+        ("  processes: " + "9" * 5000 + "\n", "uwsgi.processes", "far too large"),
+        ("  threads: 5000\n", "uwsgi.threads", "must be at most 1024"),
+        ("  listen: 1000000\n", "uwsgi.listen", "must be at most 65535"),
+        ("start:\n  timeout: 1.0e+300\n", "start.timeout", "longer than a day"),
+        ("stop:\n  timeout: 100000h\n", "stop.timeout", "longer than a day"),
+        ("restart:\n  backoff:\n    factor: 1.0e+300\n", "restart.backoff.factor", "from 1 to 10"),
+        ("restart:\n  max_attempts: 10000000000\n", "restart.max_attempts", "at most 1000000"),
+        ("watch:\n  debounce: 99999999999s\n", "watch.debounce", "longer than a day"),
+    ],
+)
+def test_absurd_numbers(extra: str, key: str, message: str, app: Path, tmp_path: Path) -> None:
+    path = tmp_path / "blog.yaml"
+    text = spec_text(str(app), extra=extra if extra.startswith("  ") else "")
+    path.write_text(text + ("" if extra.startswith("  ") else extra))
+    got = problems(path)
+    assert [k for k, _ in got] == [key], got
+    assert message in got[0][1], got
+    assert len(got[0][1]) < 300
+
+
+# ---- as the service user --------------------------------------------------------
+
+
+def nobody_spec(shared_dir: Path, chdir: Path, extra: str = "", binary: str = "/bin/true") -> Path:
+    require(os.geteuid() == 0, "needs root to check the spec as user nobody")
+    spec = shared_dir / "blog.yaml"
+    spec.write_text(
+        f"user: nobody\napp:\n  module: 'blog:app'\n  chdir: {chdir}\n{extra}"
+        f"uwsgi:\n  binary: {binary}\n"
+    )
+    return spec
+
+
+def app_in(directory: Path) -> Path:
+    (directory / "app").mkdir(parents=True)
+    (directory / "app" / "blog.py").write_text("app = 1\n")
+    return directory / "app"
+
+
+def test_service_user_can_use_a_readable_tree(shared_dir: Path) -> None:
+    spec = nobody_spec(shared_dir, app_in(shared_dir))
+    assert load_spec(spec, ENV).user == "nobody"
+
+
+def test_binary_the_service_user_cannot_execute(shared_dir: Path) -> None:
+    private = shared_dir / "private"
+    private.mkdir(mode=0o700)
+    shutil.copy("/bin/true", private / "uwsgi")
+    owned = shared_dir / "uwsgi"
+    shutil.copy("/bin/true", owned)
+    owned.chmod(0o744)  # root may run it; nobody may not
+    app = app_in(shared_dir)
+
+    assert problems(nobody_spec(shared_dir, app, binary=str(private / "uwsgi"))) == [
+        (
+            "uwsgi.binary",
+            f"user nobody cannot reach {private}/uwsgi: no search permission on {private}; "
+            f"let user nobody through (e.g. chmod o+x {private}) or move it",
+        )
+    ]
+    assert problems(nobody_spec(shared_dir, app, binary=str(owned))) == [
+        ("uwsgi.binary", f"user nobody cannot execute {owned}; fix its owner or mode"
+         " (uWSGI runs as user nobody)")
+    ]
+
+
+def test_virtualenv_and_chdir_the_service_user_cannot_use(shared_dir: Path) -> None:
+    venv = shared_dir / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")
+    (venv / "bin" / "python").chmod(0o700)
+    app = app_in(shared_dir / "srv")
+    app.chmod(0o711)  # enterable, not listable
+    spec = nobody_spec(shared_dir, app, extra=f"  virtualenv: {venv}\n")
+
+    got = dict(problems(spec))
+
+    assert got == {
+        "app.chdir": f"user nobody cannot enter and read {app}; fix its owner or mode"
+        " (uWSGI runs as user nobody)",
+        "app.virtualenv": f"user nobody cannot execute {venv}/bin/python; fix its owner or mode"
+        " (uWSGI runs as user nobody)",
+    }
+    # A group that may: the user's own groups and the spec's group count.
+    (venv / "bin" / "python").chmod(0o750)
+    os.chown(venv / "bin" / "python", 0, 65534)
+    app.chmod(0o755)
+    spec.write_text(spec.read_text().replace("user: nobody\n", "user: nobody\ngroup: '65534'\n"))
+    assert load_spec(spec, ENV).group == "65534"

@@ -58,6 +58,7 @@ def appdir(tmp_path: Path) -> Path:
     venv = root / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").write_text("")
+    (venv / "bin" / "python").chmod(0o755)  # the import check runs it
     site = venv / "lib" / "python3.11" / "site-packages" / "installed"
     site.mkdir(parents=True)
     (site / "__init__.py").write_text("")

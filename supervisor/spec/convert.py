@@ -7,7 +7,7 @@ from typing import Callable, Optional, TypeVar
 from yaml.nodes import Node, ScalarNode
 
 from supervisor.spec.scalars import BOOL, as_int, as_number, as_text, is_text
-from supervisor.spec.values import parse_duration
+from supervisor.spec.values import format_duration, parse_duration
 
 T = TypeVar("T")
 
@@ -18,11 +18,16 @@ def from_text(parse: Callable[[str], T]) -> Callable[[Node], T]:
     return lambda node: parse(as_text(node))
 
 
-def at_least(minimum: int) -> Callable[[Node], int]:
+def at_least(minimum: int, maximum: Optional[int] = None, why: str = "") -> Callable[[Node], int]:
+    """A whole number from `minimum` up to `maximum` (`why` says where the bound comes from)."""
+
     def convert(node: Node) -> int:
         value = as_int(node)
         if value < minimum:
             raise ValueError(f"must be {minimum} or more, got {value}")
+        if maximum is not None and value > maximum:
+            reason = f" ({why})" if why else ""
+            raise ValueError(f"must be at most {maximum}{reason}, got {value}")
         return value
 
     return convert
@@ -39,6 +44,11 @@ def number_in(low: float, high: Optional[float], why: str) -> Callable[[Node], f
     return convert
 
 
+# The longest duration a spec may give: a timeout or wait past a day is a typo,
+# and a huge one overflows the event loop's timeouts (select refuses them).
+MAX_DURATION = 86400.0
+
+
 def duration(positive: bool = False) -> Callable[[Node], float]:
     def convert(node: Node) -> float:
         if is_text(node):
@@ -52,6 +62,11 @@ def duration(positive: bool = False) -> Callable[[Node], float]:
             seconds = parse_duration(as_number(node, "a duration such as 2s or 300ms"))
         if positive and seconds == 0:
             raise ValueError("must be more than 0")
+        if seconds > MAX_DURATION:
+            raise ValueError(
+                f"{format_duration(seconds)} is longer than a day, the most any wait or timeout "
+                "here may be; give a shorter one"
+            )
         return seconds
 
     return convert

@@ -12,6 +12,7 @@ import grp
 import os
 import pwd
 import shutil
+import stat
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -268,6 +269,30 @@ def uwsgi_binary(binary: Optional[str], search_path: Optional[str]) -> str:
     if not found:
         raise ValueError(f"'{binary}' is not found on PATH; give its absolute path")
     return os.path.abspath(found)
+
+
+@host_check
+def runtime_dir_path(text: str) -> Path:
+    """A runtime dir: a directory, or one that can be created (its first existing
+    ancestor is a directory). Who owns it is checked when `run` prepares it."""
+    path = absolute_path(text)
+    check_runtime_dir(path)
+    return path
+
+
+def check_runtime_dir(path: Path) -> None:
+    """Refuse a runtime dir that is a file (or a FIFO, a socket...), or sits under one."""
+    for place in (path, *path.parents):
+        try:
+            mode = os.stat(place).st_mode
+        except (FileNotFoundError, NotADirectoryError):  # look further up
+            continue
+        if stat.S_ISDIR(mode):
+            return
+        what = "a regular file" if stat.S_ISREG(mode) else "not a directory"
+        if place == path:
+            raise ValueError(f"{path} is {what}; give a directory (or one to create)")
+        raise ValueError(f"{path} cannot be created: {place} is {what}")
 
 
 def default_runtime_dir(name: str, environ: Mapping[str, str]) -> Path:

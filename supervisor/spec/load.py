@@ -15,16 +15,20 @@ from typing import Optional, Union
 
 from yaml.nodes import Node, ScalarNode
 
+from supervisor.spec.access import report_access
 from supervisor.spec.convert import at_least, duration, from_text, number_in
 from supervisor.spec.hostchecks import (
     absolute_path,
+    check_runtime_dir,
     default_runtime_dir,
     existing_dir,
     existing_group,
     existing_path,
     existing_user,
     file_in_existing_dir,
+    host_problem,
     module_problem,
+    runtime_dir_path,
     uwsgi_binary,
     virtualenv_dir,
 )
@@ -44,7 +48,7 @@ from supervisor.spec.model import (
     WatchSpec,
 )
 from supervisor.spec.options import option_name, option_values
-from supervisor.spec.scalars import NULL, as_bool, as_text, describe
+from supervisor.spec.scalars import NULL, as_bool, as_text, describe, usable_text
 from supervisor.spec.sections import Section
 from supervisor.spec.source import Problem, Report, SpecError, read_yaml
 from supervisor.spec.values import (
@@ -116,22 +120,31 @@ def load_spec(
 
 def _spec(root: Section, path: Path, env: Mapping[str, str], tree: bool) -> Spec:
     name = _name(root, path)
-    given_runtime_dir = root.get("runtime_dir", from_text(absolute_path), None, nullable=True)
+    given_runtime_dir = root.get("runtime_dir", from_text(runtime_dir_path), None, nullable=True)
     runtime_dir = given_runtime_dir or default_runtime_dir(name, env)
+    if given_runtime_dir is None and root.ok("runtime_dir"):
+        try:
+            check_runtime_dir(runtime_dir)
+        except (ValueError, OSError) as exc:
+            root.problem("runtime_dir", f"the default {host_problem(exc)}; set runtime_dir:")
     u = root.section("uwsgi", SECTION_KEYS["uwsgi"])
     uwsgi = _uwsgi(u, runtime_dir, env)
     socket = uwsgi.socket if u.ok("socket") else None  # None: bad, already reported
+    a = root.section("app", SECTION_KEYS["app"], "add app: with module: and chdir:")
+    app = _app(a, tree)
+    user = root.get("user", from_text(existing_user), None, nullable=True)
+    group = root.get("group", from_text(existing_group), None, nullable=True)
+    if root.ok("user", "group"):
+        report_access(u, uwsgi, a if tree else None, app, user, group)
     return Spec(
         path=Path(os.path.abspath(path)),
         name=name,
-        app=_app(
-            root.section("app", SECTION_KEYS["app"], "add app: with module: and chdir:"), tree
-        ),
+        app=app,
         uwsgi=uwsgi,
         runtime_dir=runtime_dir,
         logto=root.get("logto", from_text(file_in_existing_dir), None, nullable=True),
-        user=root.get("user", from_text(existing_user), None, nullable=True),
-        group=root.get("group", from_text(existing_group), None, nullable=True),
+        user=user,
+        group=group,
         watch=_watch(root.section("watch", SECTION_KEYS["watch"]), socket, tree),
         restart=_restart(root.section("restart", SECTION_KEYS["restart"])),
         nginx=_nginx(root.section("nginx", SECTION_KEYS["nginx"]), socket),
@@ -182,7 +195,7 @@ def _env_value(name: str, node: Node) -> str:
         raise ValueError(f"expected text, got {describe(node)}")
     if node.tag == NULL:
         raise ValueError(f"has no value (YAML reads it as null); for an empty one write {name}: ''")
-    return str(node.value)
+    return usable_text(str(node.value))
 
 
 def _uwsgi(u: Section, runtime_dir: Path, env: Mapping[str, str]) -> UwsgiSpec:
@@ -198,9 +211,9 @@ def _uwsgi(u: Section, runtime_dir: Path, env: Mapping[str, str]) -> UwsgiSpec:
     return UwsgiSpec(
         binary=found,
         socket=socket or Address(path=RuntimePaths(runtime_dir).app_socket),
-        processes=u.get("processes", at_least(1), UwsgiSpec.processes),
-        listen=u.get("listen", at_least(1), UwsgiSpec.listen),
-        threads=u.get("threads", at_least(1), UwsgiSpec.threads),
+        processes=u.get("processes", at_least(1, MAX_PROCESSES, _WHY_WORKERS), UwsgiSpec.processes),
+        listen=u.get("listen", at_least(1, MAX_LISTEN, _WHY_LISTEN), UwsgiSpec.listen),
+        threads=u.get("threads", at_least(1, MAX_THREADS, _WHY_WORKERS), UwsgiSpec.threads),
         allow_public_socket=allow_public_socket,
         http=http,
         allow_public_http=allow_public_http,
@@ -211,6 +224,20 @@ def _uwsgi(u: Section, runtime_dir: Path, env: Mapping[str, str]) -> UwsgiSpec:
             for value in values
         ),
     )
+
+
+MAX_ATTEMPTS = 1_000_000
+# Bounds on uWSGI's numbers. uWSGI reads them as C ints, so a huge one wraps
+# around; well before that, each worker is a whole copy of the app and uWSGI
+# sets aside shared memory for every worker and every thread (core) at start,
+# so past a thousand of either is a typo, not a plan.
+MAX_PROCESSES = 1024
+MAX_THREADS = 1024
+_WHY_WORKERS = "each worker is a whole copy of the app, and uWSGI sizes its shared memory by them"
+# listen(2) takes an int, and the kernel caps every queue at net.core.somaxconn,
+# which older kernels keep to 16 bits.
+MAX_LISTEN = 65535
+_WHY_LISTEN = "the kernel caps every listen queue at net.core.somaxconn, at most 65535"
 
 
 _PUBLIC_SOCKET = (
@@ -320,7 +347,7 @@ def _restart(r: Section) -> RestartSpec:
         max=maximum,
         factor=b.get(
             "factor",
-            number_in(1, None, "each delay is the last one times factor"),
+            number_in(1, 10, "each delay is the last one times factor"),
             BackoffSpec.factor,
         ),
         jitter=b.get("jitter", number_in(0, 1, "a fraction of each delay"), BackoffSpec.jitter),
@@ -328,7 +355,9 @@ def _restart(r: Section) -> RestartSpec:
     return RestartSpec(
         backoff=backoff,
         reset_after=r.get("reset_after", duration(), RestartSpec.reset_after),
-        max_attempts=r.get("max_attempts", at_least(1), None, nullable=True),
+        max_attempts=r.get(
+            "max_attempts", at_least(1, MAX_ATTEMPTS, "null never gives up"), None, nullable=True
+        ),
     )
 
 

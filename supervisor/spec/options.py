@@ -12,7 +12,7 @@ from typing import Optional
 
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
-from supervisor.spec.scalars import BOOL, NULL, as_bool, describe
+from supervisor.spec.scalars import BOOL, NULL, as_bool, describe, usable_text
 from supervisor.spec.sections import NodeError
 
 # Options the supervisor sets itself; a spec may not pass them through
@@ -165,4 +165,7 @@ def option_value(node: Node, item: Optional[Node]) -> str:
     if node.tag == BOOL:
         return "true" if as_bool(node) else "false"
     # Numbers go through as written: uWSGI parses them itself (010 stays "010").
-    return str(node.value)
+    try:
+        return usable_text(str(node.value))
+    except ValueError as exc:
+        raise bad(str(exc)) from None

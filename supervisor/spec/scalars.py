@@ -29,13 +29,24 @@ def is_text(node: Node) -> bool:
     return isinstance(node, ScalarNode) and node.tag == STR
 
 
+def shorten(text: str, size: int = 40) -> str:
+    """`text` for a message: a long one cut, with its length."""
+    return text if len(text) <= size else f"{text[:size]}... ({len(text)} characters)"
+
+
 def quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+# Digits past any number a spec means; int() refuses over 4,300 of them anyway.
+MAX_DIGITS = 30
 
 
 def yaml_int(text: str) -> int:
     """The integer YAML 1.1 reads from `text` (octal, hex, binary, base 60)."""
     value = text.replace("_", "")
+    if len(value) > MAX_DIGITS:
+        raise ValueError(f"the number {shorten(text)} is far too large for any setting")
     sign = -1 if value.startswith("-") else 1
     value = value.lstrip("+-")
     if value.startswith("0b"):
@@ -91,6 +102,8 @@ def trap_message(node: ScalarNode) -> str:
             f"read as boolean {value} by YAML (it treats yes/no/on/off/true/false "
             f"as booleans); {fix}"
         )
+    if tag == INT and len(text) > MAX_DIGITS:
+        return f"read as a number by YAML; {fix}"
     if tag == INT:
         trap = int_trap(text)
         return f"{trap}; {fix}" if trap else f"read as the number {yaml_int(text)} by YAML; {fix}"
@@ -123,6 +136,27 @@ def describe(node: Node) -> str:
     return f"a value tagged {node.tag}"
 
 
+def usable_text(text: str) -> str:
+    """`text`, refused if no path, argument or environment variable could hold it.
+
+    YAML's escapes ("\\0", "\\ud800") can write a NUL or a lone surrogate;
+    the kernel cuts an argument at a NUL and Python cannot encode a surrogate,
+    so `run` would fail where `check` said ok.
+    """
+    if "\0" in text:
+        raise ValueError(
+            "contains a NUL byte (\\0), which no path, socket, option or environment "
+            "variable can hold; remove it"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"contains {text[exc.start]!a}, a lone surrogate that is not text; remove it"
+        ) from None
+    return text
+
+
 def as_text(node: Node) -> str:
     """A string scalar's text; plain scalars YAML typed otherwise are refused."""
     if not isinstance(node, ScalarNode):
@@ -131,7 +165,7 @@ def as_text(node: Node) -> str:
         if node.style:  # quoted but explicitly tagged, e.g. !!int "3"
             raise ValueError(f"expected text, got {describe(node)}")
         raise ValueError(trap_message(node))
-    return str(node.value)
+    return usable_text(str(node.value))
 
 
 def as_int(node: Node) -> int:

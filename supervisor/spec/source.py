@@ -37,12 +37,21 @@ class Problem:
     def render(self) -> str:
         """`FILE:LINE:COL: key: message`, then the source line and a caret."""
         where = f"{self.file}:{self.line}:{self.col}" if self.line else str(self.file)
-        head = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        key, message = _printable(self.key), _printable(self.message)
+        head = f"{where}: {key}: {message}" if self.key else f"{where}: {message}"
         if not self.source_line:
             return head
         # Keep tabs so the caret lines up under the same tab stops.
         pad = "".join(c if c == "\t" else " " for c in self.source_line[: self.col - 1])
         return f"{head}\n    {self.source_line}\n    {pad}^"
+
+
+def _printable(text: str) -> str:
+    """`text` on one line, with what a terminal would act on (a NUL, a newline, an
+    escape sequence from a quoted YAML value the message echoes) written as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class SpecError(Exception):
