@@ -325,3 +325,13 @@ def test_virtualenv_and_chdir_the_service_user_cannot_use(shared_dir: Path) -> N
     app.chmod(0o755)
     spec.write_text(spec.read_text().replace("user: nobody\n", "user: nobody\ngroup: '65534'\n"))
     assert load_spec(spec, ENV).group == "65534"
+
+
+def test_a_key_of_spaces_is_shown_in_brackets(app: Path, tmp_path: Path) -> None:
+    # Found by tests/test_fuzz.py: `' ': null` gave "FILE:1:1:  : unknown key ' '".
+    path = tmp_path / "blog.yaml"
+    path.write_text("' ': null\n'': 1\n" + spec_text(str(app)))
+    with pytest.raises(SpecError) as caught:
+        load_spec(path, ENV)
+    assert [p.key for p in caught.value.problems] == ["[ ]", "[]"]
+    assert str(caught.value).startswith(f"{path}:1:1: [ ]: unknown key ' '; ")

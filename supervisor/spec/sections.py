@@ -26,9 +26,10 @@ Entry = tuple[ScalarNode, Node]  # key node, value node
 
 def join(path: str, key: str) -> str:
     """`uwsgi.socket`; a key that is not a plain name goes in brackets: `nginx.static[/s]`."""
-    if not path:
-        return key
-    return f"{path}.{key}" if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f"{path}[{key}]"
+    if re.fullmatch(r"[A-Za-z0-9_-]+", key):
+        return f"{path}.{key}" if path else key
+    # Brackets show where a key of spaces, dots or nothing at all begins and ends.
+    return f"{path}[{key}]"
 
 
 def read_mapping(
