@@ -391,3 +391,23 @@ def test_a_missing_tree_waits_says_what_is_missing_and_loads_once_complete(
     assert rig.gate.waiting is None and rig.check.started_at == [1.0 + TREE_POLL]
     rig.finish_check(2.5, PASSED)
     assert rig.ctl.calls == ["RELOADING", "fifo r"]
+
+
+def test_a_reload_asked_for_during_a_restart_follows_it(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.m.request_reload(1.0, ReloadMode.RESTART, "spec changed")
+    assert rig.state() is State.STOPPING
+    rig.gate.request(1.1, ReloadMode.GRACEFUL, "SIGUSR1", seq=4)
+    assert rig.gate.wanted is not None and rig.verdicts == []  # not refused: it waits
+    rig.m.child_exited(1.5, "exit status 0")  # the restart: uWSGI stopped, starts again
+    rig.m.stats(2.0, stats(31, 32))
+    assert rig.state() is State.RUNNING
+    rig.tick(2.0)
+    assert rig.check.started_at == [2.0]
+
+
+def test_a_reload_asked_for_while_stopping_is_refused(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.m.request_stop(1.0)
+    rig.gate.request(1.1, ReloadMode.GRACEFUL, "SIGUSR1", seq=5)
+    assert rig.verdicts == [("refused", (5,), "reload ignored: the service is stopping")]

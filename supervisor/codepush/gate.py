@@ -26,7 +26,7 @@ from typing import Callable, Optional
 
 from supervisor.codepush.preflight import Preflight, PreflightResult
 from supervisor.lifecycle.machine import Machine
-from supervisor.lifecycle.states import State
+from supervisor.lifecycle.states import State, StopIntent
 from supervisor.spec import tree_problems
 from supervisor.spec.model import LiveSpec, ReloadMode, Spec
 from supervisor.uwsgi.command import write_entry
@@ -133,6 +133,8 @@ class Gate:
         if wanted is None:
             return
         state = self.machine.state
+        if state is State.STOPPING and self.machine.stop_intent is StopIntent.RESTART:
+            return  # a restart under way: reload after it, onto whatever is there then
         if state in (State.STOPPING, State.STOPPED, State.FATAL):
             self.wanted = None
             self.on_refused(wanted.seqs, f"reload ignored: the service is {state.value}")
