@@ -33,6 +33,7 @@ from supervisor.uwsgi.command import (
 )
 from supervisor.uwsgi.controller import UwsgiController
 from supervisor.uwsgi.failures import summarize_failure
+from supervisor.uwsgi.health import Prober
 from supervisor.uwsgi.instance import describe_exit
 from supervisor.uwsgi.listeners import ListenerError, reopen
 from supervisor.uwsgi.runtime import (
@@ -85,6 +86,7 @@ class Loop:
         self.sockets: tuple[SocketDoc, ...] = ()  # sampled with the stats
         self.watch_error: Optional[str] = None
         self.rereader = SpecRereader(spec.path, self.wake)
+        self.prober = Prober(self.wake)  # health checks, on a thread
         self.next_repair = 0.0
         # What each signal does; handlers only record, this runs in the loop.
         self.on_signal: dict[signal.Signals, Callable[[float], None]] = {
@@ -150,6 +152,7 @@ class Loop:
                 self.machine.tick(now)
                 self.controller.tick_retiring(now)
                 self._poll_stats(now)
+                self.prober.drive(now, self.machine, self.controller)
                 if self.codepush is not None:
                     self.codepush.tick(now)
                 self.gate.tick(now)

@@ -128,10 +128,16 @@ def take_snapshot(
         watching=watching,
         error=_why_down(spec, m, ctl),
         tail=tuple(ctl.tail()),
-        refused=refused or m.swap_failed,
+        refused=refused or m.swap_failed or m.reload_unhealthy or _starting_unhealthy(m),
         verdict=verdict,
         sockets=sockets,
     )
+
+
+def _starting_unhealthy(m: Machine) -> Optional[str]:
+    if m.state is State.STARTING and m.health.failure:
+        return f"health check failing: {m.health.failure}"
+    return None
 
 
 def _why_down(spec: Spec, m: Machine, ctl: UwsgiController) -> Optional[str]:

@@ -135,7 +135,7 @@ def status_line(s: Snapshot, now: float, wall: float) -> str:
             line += f": {s.error}"
     else:
         line = s.state.value
-    if s.refused and s.state in (State.RUNNING, State.RELOADING):
+    if s.refused and s.state in (State.STARTING, State.RUNNING, State.RELOADING):
         line += f"; {s.refused}"
     return line
 

@@ -46,7 +46,9 @@ class Verdicts:
         if not self.awaiting:
             return
         if m.state is State.RUNNING and m.reload is None and m.pending is None:
-            if m.generation > self.awaiting_generation:
+            if m.generation > self.awaiting_generation and m.reload_unhealthy:
+                ok, message = False, m.reload_unhealthy
+            elif m.generation > self.awaiting_generation:
                 ok, message = True, f"reloaded: generation {m.generation}"
             else:  # a swap whose new master never served: the old code serves
                 ok, message = False, m.swap_failed or "the reload did not complete"

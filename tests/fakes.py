@@ -14,7 +14,15 @@ from typing import Any, Callable, Optional
 from supervisor.lifecycle.effects import Announcement
 from supervisor.lifecycle.machine import Machine
 from supervisor.lifecycle.samples import Stats, Worker
-from supervisor.spec.model import Address, AppSpec, LiveSpec, RestartSpec, Spec, UwsgiSpec
+from supervisor.spec.model import (
+    Address,
+    AppSpec,
+    HealthSpec,
+    LiveSpec,
+    RestartSpec,
+    Spec,
+    UwsgiSpec,
+)
 
 
 class FakeController:
@@ -26,6 +34,10 @@ class FakeController:
 
     def spawn(self, now: float) -> None:
         self.calls.append("spawn")
+
+    def release_next(self) -> bool:
+        self.calls.append("release next")
+        return self.fifo_ok
 
     def send_fifo(self, command: str) -> bool:
         self.calls.append(f"fifo {command}" if self.fifo_ok else f"fifo {command} (no reader)")
@@ -71,7 +83,15 @@ def make_spec(**restart: Any) -> Spec:
         uwsgi=UwsgiSpec(binary="/usr/bin/uwsgi", socket=Address(path=Path("/run/t/app.sock"))),
         runtime_dir=Path("/run/t"),
         restart=replace(RestartSpec(), **restart),
+        # Off here: the machine's other rules are tested without a health
+        # check in the way; tests of the check turn it on (make_health_spec).
+        health=HealthSpec(enabled=False),
     )
+
+
+def make_health_spec(**health: Any) -> Spec:
+    """make_spec with the health check on (its defaults, or `health`)."""
+    return replace(make_spec(), health=replace(HealthSpec(), **health))
 
 
 def make_machine(

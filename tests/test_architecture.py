@@ -13,6 +13,7 @@ from supervisor.spec.model import (
     DEFAULT_WATCH_INCLUDE,
     NEVER_WATCHED,
     BackoffSpec,
+    HealthSpec,
     RestartSpec,
     Spec,
     UwsgiSpec,
@@ -31,9 +32,11 @@ ALLOWED = {
     "uwsgi": {"spec", "lifecycle"},
     "codepush": {"spec", "lifecycle", "uwsgi"},
 }
-# Lines. Past ~300 a module usually does more than one job; the longest today is
-# the code watcher (arming watches across symlink flips, one job), about 370.
-LONGEST_MODULE = 375
+# Lines. Past ~300 a module usually does more than one job. Two are longer, each
+# one job: the code watcher (arming watches across symlink flips), about 370,
+# and the state machine (every transition of a master's life, health-checked
+# starts and swaps included: splitting it would scatter the decisions), 430.
+LONGEST_MODULE = 440
 
 
 def module_name(path: Path) -> str:
@@ -159,6 +162,10 @@ WHERE: dict[str, tuple[type, str]] = {
     "start.timeout": (Spec, "start_timeout"),
     "reload.timeout": (Spec, "reload_timeout"),
     "stop.timeout": (Spec, "stop_timeout"),
+    "health.enabled": (HealthSpec, "enabled"),
+    "health.host": (HealthSpec, "host"),
+    "health.timeout": (HealthSpec, "timeout"),
+    "health.passes": (HealthSpec, "passes"),
 }
 
 

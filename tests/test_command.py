@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import make_spec
+from fakes import make_health_spec, make_spec
 
 from supervisor.spec.model import (
     SYSTEMD_VARS,
     Address,
     AppSpec,
+    HealthSpec,
     ReloadMode,
     Spec,
     WatchSpec,
@@ -26,6 +27,7 @@ from supervisor.spec.model import (
 from supervisor.uwsgi.command import (
     INSTANCE_MARK,
     INSTANCE_TAG,
+    SHOWN_FDS,
     Command,
     SocketFds,
     build_command,
@@ -71,9 +73,9 @@ def test_options_the_supervisor_relies_on_are_always_there() -> None:
 def test_one_app_socket_and_http_as_an_inherited_http_socket_not_a_router() -> None:
     plain = command(make_spec()).argv
     assert plain.count("--socket") == 1
-    assert "--http-socket" not in plain
+    assert _listeners(plain, "--http-socket") == []
     argv = command(spec_with(http=Address(host="127.0.0.1", port=8080))).argv
-    assert argv.count("--socket") == 1 and argv.count("--http-socket") == 1
+    assert argv.count("--socket") == 1 and _listeners(argv, "--http-socket") == ["fd://4"]
     # `--http` would start a router process that every reload replaces,
     # resetting the requests in flight.
     assert "--http" not in argv
@@ -101,14 +103,31 @@ def test_sockets_are_the_inherited_descriptors_whatever_the_address() -> None:
         argv = command(spec_with(socket=address), fds=SocketFds(7)).argv
         assert value(argv, "--socket") == "fd://7", address
     http = spec_with(http=Address(host="127.0.0.1", port=8080))
-    assert value(command(http, fds=SocketFds(7, 9)).argv, "--http-socket") == "fd://9"
+    assert _listeners(command(http, fds=SocketFds(7, 9)).argv, "--http-socket") == ["fd://9"]
     with pytest.raises(ValueError, match="uwsgi.http"):
         command(http, fds=SocketFds(7))
     # `check` shows the numbers a socket unit passes.
     assert value(command(http).argv, "--socket") == "fd://3"
-    assert value(command(http).argv, "--http-socket") == "fd://4"
+    assert _listeners(command(http).argv, "--http-socket") == ["fd://4"]
     # Two masters share the inherited sockets during a swap: nothing to reuse.
     assert "--reuse-port" not in command(spec_with(ReloadMode.SWAP, http=http.uwsgi.http)).argv
+
+
+def _listeners(argv: list[str], flag: str) -> list[str]:
+    """The shared listening sockets an option names (fd://N), not private ones."""
+    return [b for a, b in zip(argv, argv[1:]) if a == flag and b.startswith("fd://")]
+
+
+def test_each_master_has_a_private_health_socket_of_its_own() -> None:
+    """The health check must reach this master's workers, never another's."""
+    spec = make_health_spec()
+    argv = command(spec).argv
+    private = [b for a, b in zip(argv, argv[1:]) if a == "--http-socket"]
+    assert private == ["/run/t/health-1.sock"]
+    other = build_command(spec, runtime_paths(spec).instance("2"), SHOWN_FDS).argv
+    assert "/run/t/health-2.sock" in other
+    off = replace(spec, health=HealthSpec(enabled=False))
+    assert "--http-socket" not in command(off).argv
 
 
 def test_a_sub_path_mounts_the_app_with_script_name() -> None:

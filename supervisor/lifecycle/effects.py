@@ -24,6 +24,7 @@ class Controller(Protocol):
     def kill_instance(self) -> None: ...  # SIGKILL the master and its whole process group
     def reap_leftovers(self) -> None: ...  # master gone: end every process of that instance
     def spawn_next(self, now: float) -> None: ...  # swap: start a second master
+    def release_next(self) -> bool: ...  # swap: it passed; its workers take traffic
     def promote_next(self, now: float) -> None: ...  # swap: it serves; the old one retires
     def abort_next(self) -> None: ...  # swap: end the candidate; the old master keeps serving
 

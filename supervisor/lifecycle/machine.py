@@ -16,6 +16,7 @@ from typing import Callable, Optional
 from supervisor.exitcodes import Exit
 from supervisor.lifecycle.backoff import restart_delay
 from supervisor.lifecycle.effects import Announcement, Controller, ReloadRequest
+from supervisor.lifecycle.health import CURRENT, NEXT, HealthChecks, Outcome
 from supervisor.lifecycle.samples import Stats
 from supervisor.lifecycle.states import State, StopIntent, check_transition
 from supervisor.spec.model import LiveSpec, ReloadMode, Spec
@@ -49,6 +50,9 @@ class Machine:
         self.last_exit: Optional[str] = None
         self.last_stats: Optional[Stats] = None
         self.last_stats_ok: Optional[float] = None
+        self.next_last_stats: Optional[Stats] = None  # the swap candidate's
+        self.released: Optional[frozenset[int]] = None  # its held workers, once it passed
+        self.release_sent = False
         self.reload: Optional[ReloadRequest] = None  # the one under way
         self.pending: Optional[ReloadRequest] = None  # arrived while busy: exactly one more
         self.old_pids: frozenset[int] = frozenset()
@@ -57,6 +61,8 @@ class Machine:
         self.stop_intent = StopIntent.EXIT
         self.sigint_sent = False
         self.swap_failed: Optional[str] = None  # why the last swap kept the old master
+        self.health = HealthChecks()  # run by the loop: see probe_due, health_result
+        self.reload_unhealthy: Optional[str] = None  # a graceful/chain reload that fails it
         self.announcements: list[Announcement] = []  # taken by the publisher
         self.exit_code: Optional[int] = None  # set when the supervisor should exit
 
@@ -89,6 +95,10 @@ class Machine:
         self.ctl.spawn(now)
         self.last_stats = None
         self.deadline = now + self.spec.start_timeout
+        self.health.reset()
+
+    def _verified(self, now: float, target: str) -> bool:
+        return self.health.verified(now, target, self.spec.health)
 
     def _exit(self, code: int) -> None:
         self.exit_code = code
@@ -115,31 +125,105 @@ class Machine:
         self.last_stats = stats
         self.last_stats_ok = now
         if self.state is State.STARTING and stats.all_serving:
-            # STARTING -> RUNNING
-            self._go(now, State.RUNNING, f"{len(stats.workers)} workers serving")
-            self._serving(now, reason=None)
+            if self._verified(now, CURRENT):
+                self._started(now)
         elif self.state is State.RELOADING and self.reload is not None:
             fresh = [w for w in stats.workers if w.pid not in self.old_pids]
-            if stats.all_serving and len(fresh) == len(stats.workers):
-                # RELOADING -> RUNNING
-                self._go(now, State.RUNNING, f"{self.reload.mode.value} reload done")
-                self._serving(now, reason=self.reload.reason)
+            in_place = self.reload.mode is not ReloadMode.SWAP
+            done = in_place and stats.all_serving and len(fresh) == len(stats.workers)
+            if done and self._verified(now, CURRENT):
+                self._reloaded(now)
         healthy_since = self.running_since if self.state is State.RUNNING else None
         if healthy_since is not None and now - healthy_since >= self.spec.restart.reset_after:
             self.crashes = 0
+
+    def _started(self, now: float) -> None:
+        workers = len(self.last_stats.workers) if self.last_stats else 0
+        checked = ", health check passed" if self.spec.health.enabled else ""
+        # STARTING -> RUNNING
+        self._go(now, State.RUNNING, f"{workers} workers serving{checked}")
+        self._serving(now, reason=None)
+
+    def _reloaded(self, now: float) -> None:
+        assert self.reload is not None
+        self.reload_unhealthy = None
+        # RELOADING -> RUNNING
+        self._go(now, State.RUNNING, f"{self.reload.mode.value} reload done")
+        self._serving(now, reason=self.reload.reason)
 
     def next_stats(self, now: float, stats: Optional[Stats]) -> None:
         """A stats sample of the swap candidate."""
         if self.state is not State.RELOADING or self.reload is None or stats is None:
             return
-        if self.reload.mode is ReloadMode.SWAP and stats.all_serving:
-            self.ctl.promote_next(now)
-            self.last_stats = stats
-            self.last_stats_ok = now
-            self.swap_failed = None
-            # RELOADING -> RUNNING
-            self._go(now, State.RUNNING, "swap done: the new master serves")
-            self._serving(now, reason=self.reload.reason)
+        if self.reload.mode is not ReloadMode.SWAP or not stats.all_serving:
+            return
+        self.next_last_stats = stats
+        if self.released is None:
+            if self._verified(now, NEXT):
+                self._promote(now)
+            return
+        # Released: promote once every worker is a fresh fork that took the
+        # shared sockets (the held ones served health checks only).
+        if not self.release_sent:
+            self.release_sent = self.ctl.release_next()
+        elif not any(w.pid in self.released for w in stats.workers):
+            self._promote(now)
+
+    def _promote(self, now: float) -> None:
+        assert self.reload is not None
+        self.released = None
+        self.ctl.promote_next(now)
+        self.last_stats = self.next_last_stats
+        self.last_stats_ok = now
+        self.swap_failed = None
+        checked = " and passed the health check" if self.spec.health.enabled else ""
+        # RELOADING -> RUNNING
+        self._go(now, State.RUNNING, f"swap done: the new master serves{checked}")
+        self._serving(now, reason=self.reload.reason)
+
+    def _release(self, now: float) -> None:
+        """The candidate passed: let its workers take the site's traffic."""
+        last = self.next_last_stats
+        self.released = frozenset(w.pid for w in last.workers) if last else frozenset()
+        self.release_sent = self.ctl.release_next()
+        self.log("the new master passed its health check; its workers now take traffic")
+
+    def probe_due(self, now: float) -> Optional[str]:
+        """The master (CURRENT or NEXT) the loop should health-check now, if any;
+        the loop reports back through `health_result`."""
+        return self.health.due(now)
+
+    def health_result(self, now: float, target: str, ok: bool, detail: str) -> None:
+        """A health check of master `target` ended: `detail` says what it got."""
+        swapping = self.reload is not None and self.reload.mode is ReloadMode.SWAP
+        if target == NEXT and (self.state is not State.RELOADING or not swapping):
+            self.health.probing = False
+            return  # the swap ended meanwhile
+        outcome = self.health.outcome(now, target, ok, detail, self.spec.health)
+        if target == NEXT:
+            if outcome is Outcome.FAILED:
+                self._swap_failed(now, f"health check failed: {detail}")
+            elif outcome is Outcome.PASSED:
+                self._release(now)
+        elif self.state is State.STARTING:
+            if outcome is Outcome.PASSED:
+                self._started(now)
+            elif outcome is Outcome.FAILED:
+                self.log(f"health check failed while starting: {detail}")
+                self.health.retry(now, CURRENT)
+        elif self.state is State.RELOADING and self.reload is not None:
+            if outcome is Outcome.PASSED:
+                self._reloaded(now)
+            elif outcome is Outcome.FAILED:
+                # The old code is gone (graceful, chain): say so, never pretend.
+                mode = self.reload.mode.value
+                self.reload_unhealthy = (
+                    f"{mode} reload applied, but the new code fails its health check:"
+                    f" {detail} ({mode} reloads cannot roll back; watch.reload: swap can)"
+                )
+                self.log(self.reload_unhealthy)
+                self._go(now, State.RUNNING, f"{mode} reload done, health check failing")
+                self._serving(now, reason=self.reload.reason)
 
     def next_exited(self, now: float, how: str, error: Optional[str]) -> None:
         """The swap candidate exited before serving: keep the old master."""
@@ -148,6 +232,8 @@ class Machine:
         self._swap_failed(now, f"the new master exited ({how})" + (f": {error}" if error else ""))
 
     def _swap_failed(self, now: float, why: str) -> None:
+        self.health.reset()
+        self.released = None
         self.ctl.abort_next()
         self.swap_failed = f"swap refused: {why}"
         self.log(f"{self.swap_failed}; the old master keeps serving")
@@ -216,6 +302,8 @@ class Machine:
                 self._stop(now, StopIntent.RESTART, why=f"restart: {reason}")
                 return
             self.reload = request
+            self.health.reset()
+            self.released = None
             self.old_pids = frozenset(
                 w.pid for w in (self.last_stats.workers if self.last_stats else ())
             )
@@ -325,11 +413,11 @@ class Machine:
         self.deadline = now + KILL_AFTER
 
     def next_deadline(self) -> Optional[float]:
+        found = [self.deadline]
         if self.fifo_due is not None:
-            if self.deadline is None:
-                return self.fifo_retry_at
-            return min(self.deadline, self.fifo_retry_at)
-        return self.deadline
+            found.append(self.fifo_retry_at)
+        found.append(self.health.deadline())
+        return min((d for d in found if d is not None), default=None)
 
     def watchdog_ok(self, now: float, stale_after: float) -> bool:
         """True while it is honest to tell systemd we are alive.

@@ -17,6 +17,7 @@ from yaml.nodes import Node, ScalarNode
 
 from supervisor.spec.access import report_access
 from supervisor.spec.convert import at_least, duration, from_text, number_in
+from supervisor.spec.health import health_section
 from supervisor.spec.hostchecks import (
     absolute_path,
     check_runtime_dir,
@@ -68,7 +69,7 @@ __all__ = ["Problem", "SpecError", "load_spec", "parse_duration"]
 
 TOP_KEYS = (
     "name", "user", "group", "app", "uwsgi", "runtime_dir", "logto",
-    "nginx", "watch", "restart", "start", "reload", "stop",
+    "nginx", "watch", "restart", "start", "reload", "stop", "health",
 )  # fmt: skip
 SECTION_KEYS = {
     "app": ("module", "chdir", "virtualenv", "env"),
@@ -82,6 +83,7 @@ SECTION_KEYS = {
         "reload", "preflight", "preflight_timeout", "poll",
     ),
     "restart": ("backoff", "reset_after", "max_attempts"),
+    "health": ("enabled", "path", "expect", "host", "timeout", "passes"),
     "restart.backoff": ("initial", "max", "factor", "jitter"),
     "start": ("timeout",),
 }  # fmt: skip
@@ -148,6 +150,7 @@ def _spec(root: Section, path: Path, env: Mapping[str, str], tree: bool) -> Spec
         watch=_watch(root.section("watch", SECTION_KEYS["watch"]), socket, tree),
         restart=_restart(root.section("restart", SECTION_KEYS["restart"])),
         nginx=_nginx(root.section("nginx", SECTION_KEYS["nginx"]), socket),
+        health=health_section(root.section("health", SECTION_KEYS["health"])),
         start_timeout=_timeout(root, "start", Spec.start_timeout),
         reload_timeout=_timeout(root, "reload", Spec.reload_timeout),
         stop_timeout=_timeout(root, "stop", Spec.stop_timeout),

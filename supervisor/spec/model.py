@@ -164,6 +164,28 @@ class WatchSpec:
 
 
 @dataclass(frozen=True)
+class HealthSpec:
+    """A real HTTP request that new code must answer before it takes traffic.
+
+    Sent to one master's private socket (never the shared listening socket,
+    where an old worker could answer for the new code).
+    """
+
+    enabled: bool = True
+    path: Optional[str] = None  # None: the app's mount point ("/" or "/bbb/")
+    expect: tuple[tuple[int, int], ...] = ((100, 499),)  # inclusive status ranges that pass
+    host: str = "localhost"  # the Host header (Django's ALLOWED_HOSTS must accept it)
+    timeout: float = 5.0
+    passes: int = 2  # consecutive passes before a new master takes traffic
+
+    def url_path(self, mount: str) -> str:
+        return self.path or (mount if mount.endswith("/") else mount + "/")
+
+    def passed(self, status: int) -> bool:
+        return any(low <= status <= high for low, high in self.expect)
+
+
+@dataclass(frozen=True)
 class BackoffSpec:
     initial: float = 0.1
     max: float = 30.0
@@ -199,6 +221,7 @@ class Spec:
     watch: WatchSpec = field(default_factory=WatchSpec)
     restart: RestartSpec = field(default_factory=RestartSpec)
     nginx: NginxSpec = field(default_factory=NginxSpec)
+    health: HealthSpec = field(default_factory=HealthSpec)
     start_timeout: float = 60.0  # spawn to every worker serving
     reload_timeout: float = 60.0  # reload begun to every worker serving new code
     stop_timeout: float = 30.0  # `q` sent to SIGINT
@@ -240,6 +263,16 @@ class InstancePaths:
     @property
     def stats(self) -> Path:
         return self.root / f"stats-{self.tag}.sock"
+
+    @property
+    def health(self) -> Path:
+        """This master's private HTTP socket: the health check's way in."""
+        return self.root / f"health-{self.tag}.sock"
+
+    @property
+    def hold(self) -> Path:
+        """While this file exists, a swap candidate's workers take no traffic."""
+        return self.root / f"hold-{self.tag}"
 
 
 @dataclass(frozen=True)

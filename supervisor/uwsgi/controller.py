@@ -15,10 +15,11 @@ from supervisor.lifecycle.machine import KILL_AFTER
 from supervisor.spec.model import LiveSpec, Spec, runtime_paths
 from supervisor.uwsgi import procs
 from supervisor.uwsgi.adopt import Orphan
-from supervisor.uwsgi.command import build_command, write_entry
+from supervisor.uwsgi.command import HELD_FDS, HOLD, build_command, write_entry
 from supervisor.uwsgi.failures import summarize_failure
 from supervisor.uwsgi.instance import Instance
 from supervisor.uwsgi.listeners import Listeners
+from supervisor.uwsgi.private import open_private
 from supervisor.uwsgi.runtime import drop_privileges
 
 
@@ -62,8 +63,22 @@ class UwsgiController:
         self._log(f"adopted uWSGI pid {orphan.pid} (instance {orphan.tag}), which serves")
 
     def spawn_next(self, now: float) -> None:
-        """Start a swap candidate on the same listening sockets as the serving master."""
+        """Start a swap candidate on the same listening sockets as the serving master.
+
+        With the health check on, its workers hold off the shared sockets
+        (see command.HOLD) until `release_next`: no request of the site
+        reaches code that has not answered one on its private socket.
+        """
         self.next = self._start(serving=False)
+
+    def release_next(self) -> bool:
+        """The candidate passed: its workers, forked anew (`w`), take traffic.
+        False if its FIFO has no reader yet (retry)."""
+        nxt = self.next
+        if nxt is None:
+            return True
+        _unlink(nxt.paths.hold)
+        return nxt.send_fifo("w")
 
     def promote_next(self, now: float) -> None:
         """The candidate serves: it becomes the current master; the old one retires.
@@ -202,6 +217,10 @@ class UwsgiController:
         self.spawn_count += 1
         inst = Instance(self.spec, paths.instance(str(self.spawn_count)))
         cmd = build_command(self.spec, inst.paths, self.listeners.socket_fds())
+        if not serving and self.spec.health.enabled:
+            os.close(open_private(inst.paths.hold, os.O_WRONLY))
+            cmd.env[HOLD] = str(inst.paths.hold)
+            cmd.env[HELD_FDS] = ",".join(str(fd) for fd in self.listeners.fds())
         try:
             inst.start(cmd, drop_privileges(self.spec), self.listeners.fds())
         except OSError as exc:
@@ -218,11 +237,14 @@ class UwsgiController:
     def _clear_stale_files(self) -> None:
         """Remove control files no live process uses (never the app socket: the
         supervisor holds it open; uWSGI's vacuum is off so no master unlinks it)."""
-        live = {i.paths.master_fifo for i in self.instances()} | {
-            i.paths.stats for i in self.instances()
+        live = {
+            path
+            for i in self.instances()
+            for path in (i.paths.master_fifo, i.paths.stats, i.paths.health, i.paths.hold)
         }
         root = runtime_paths(self.spec).root
-        for path in [*root.glob("master-*.fifo"), *root.glob("stats-*.sock")]:
+        stale = ("master-*.fifo", "stats-*.sock", "health-*.sock", "hold-*")
+        for path in [p for pattern in stale for p in root.glob(pattern)]:
             if path not in live:
                 _unlink(path)
 

@@ -220,7 +220,7 @@ class Instance:
         if self._log_fd is not None:
             os.close(self._log_fd)
             self._log_fd = None
-        paths = [self.paths.master_fifo, self.paths.stats]
+        paths = [self.paths.master_fifo, self.paths.stats, self.paths.health, self.paths.hold]
         if self.forward:
             paths += [self.log_path, self.log_path.with_name(self.log_path.name + ".old")]
         for path in paths:

@@ -1,0 +1,162 @@
+"""The health check: one real HTTP request to one master's private socket.
+
+Every master listens, besides the shared sockets, on its own unix socket
+(`health-TAG.sock`, 0600) speaking HTTP, so a check reaches that master's
+workers only: through the shared socket an old worker could answer and give
+a new master a false pass. A check runs on a thread (an app may take the
+whole timeout to answer) and wakes the loop when it ends.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from supervisor.lifecycle.health import NEXT
+from supervisor.lifecycle.machine import Machine
+from supervisor.spec.model import HealthSpec, Spec
+from supervisor.uwsgi.controller import UwsgiController
+from supervisor.uwsgi.failures import summarize_failure
+
+MAX_ANSWER = 65536  # read this much of the answer at most
+SHOWN_LINES = 3  # lines of the body a refusal quotes
+SHOWN_WIDTH = 160
+
+
+@dataclass(frozen=True)
+class Probe:
+    ok: bool
+    status: Optional[int]  # None: no HTTP answer at all
+    detail: str  # "GET / answered 500: <title>500 Internal Server Error</title>"
+    seconds: float
+
+
+def probe(sock_path: Path, health: HealthSpec, path: str) -> Probe:
+    """GET `path` from the master listening on `sock_path`, blocking up to the timeout."""
+    started = time.monotonic()
+    deadline = started + health.timeout
+    request = (
+        f"GET {path} HTTP/1.0\r\nHost: {health.host}\r\n"
+        "User-Agent: uwsgi-supervisor-health\r\nConnection: close\r\n\r\n"
+    ).encode("ascii")
+    answer = b""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(health.timeout)
+            sock.connect(str(sock_path))
+            sock.sendall(request)
+            while len(answer) < MAX_ANSWER:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise socket.timeout()
+                sock.settimeout(left)
+                chunk = sock.recv(MAX_ANSWER - len(answer))
+                if not chunk:
+                    break
+                answer += chunk
+    except socket.timeout:
+        took = time.monotonic() - started
+        return Probe(False, None, f"GET {path}: no answer within {health.timeout:g}s", took)
+    except OSError as exc:
+        took = time.monotonic() - started
+        return Probe(False, None, f"GET {path}: {exc.strerror or exc}", took)
+    took = time.monotonic() - started
+    status = _status(answer)
+    if status is None:
+        first = answer[:SHOWN_WIDTH].decode("utf-8", "replace").strip() or "(nothing)"
+        return Probe(False, None, f"GET {path}: not an HTTP answer: {first}", took)
+    ok = health.passed(status)
+    detail = f"GET {path} answered {status}"
+    if not ok:
+        body = _body_lines(answer)
+        if body:
+            detail += ": " + " | ".join(body)
+    return Probe(ok, status, detail, took)
+
+
+def _status(answer: bytes) -> Optional[int]:
+    line = answer.split(b"\r\n", 1)[0].split()
+    if len(line) >= 2 and line[0].startswith(b"HTTP/") and line[1].isdigit():
+        return int(line[1])
+    return None
+
+
+def _body_lines(answer: bytes) -> list[str]:
+    """The first non-blank lines of the body, shortened: what a person needs to see."""
+    _, _, body = answer.partition(b"\r\n\r\n")
+    lines = []
+    for raw in body.decode("utf-8", "replace").splitlines():
+        line = " ".join(raw.split())
+        if line:
+            lines.append(line if len(line) <= SHOWN_WIDTH else line[: SHOWN_WIDTH - 3] + "...")
+        if len(lines) == SHOWN_LINES:
+            break
+    return lines
+
+
+class Prober:
+    """One check at a time, on a thread; `take` hands the result to the loop."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.wake = wake
+        self._thread: Optional[threading.Thread] = None
+        self._target = ""
+        self._result: Optional[Probe] = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, target: str, sock_path: Path, health: HealthSpec, path: str) -> None:
+        assert self._thread is None, "one check at a time"
+        self._target, self._result = target, None
+
+        def run() -> None:
+            try:
+                self._result = probe(sock_path, health, path)
+            finally:
+                self.wake()
+
+        self._thread = threading.Thread(target=run, name="health-check", daemon=True)
+        self._thread.start()
+
+    def take(self) -> Optional[tuple[str, Probe]]:
+        """(target, result) of a finished check, once; None while one runs or none did."""
+        thread = self._thread
+        if thread is None or thread.is_alive():
+            return None
+        thread.join()
+        self._thread = None
+        result, self._result = self._result, None
+        if result is None:  # the thread died without a result: count it as a failure
+            result = Probe(False, None, "the health check itself failed", 0.0)
+        return self._target, result
+
+    def drive(self, now: float, machine: Machine, controller: UwsgiController) -> None:
+        """One turn of the loop: report a finished check, start the one due."""
+        taken = self.take()
+        if taken is not None:
+            target, result = taken
+            detail = result.detail
+            inst = controller.next if target == NEXT else controller.current
+            if not result.ok and inst is not None:
+                inst.drain_output()  # the app's traceback, if it logged one
+                why = summarize_failure(list(inst.tail), controller.spec.app.chdir)
+                if why:
+                    detail += f"; uWSGI's log: {why}"
+            machine.health_result(now, target, result.ok, detail)
+        if self.running:
+            return
+        due = machine.probe_due(now)
+        if due is None:
+            return
+        inst = controller.next if due == NEXT else controller.current
+        if inst is None:
+            machine.health_result(now, due, False, "that master is gone")
+            return
+        spec: Spec = controller.spec
+        self.start(due, inst.paths.health, spec.health, spec.health.url_path(spec.uwsgi.mount))
