@@ -70,7 +70,9 @@ class Loop:
             self.live,
             self.machine,
             log.info,
-            lambda seqs: self.verdicts.forwarded(seqs, self.machine.generation),
+            lambda seqs: self.verdicts.forwarded(
+                seqs, self.machine.generation, self.machine.rollbacks
+            ),
             self.verdicts.refused,
         )
         self.publisher = Publisher(
@@ -86,7 +88,7 @@ class Loop:
         self.sockets: tuple[SocketDoc, ...] = ()  # sampled with the stats
         self.watch_error: Optional[str] = None
         self.rereader = SpecRereader(spec.path, self.wake)
-        self.prober = Prober(self.wake)  # health checks, on a thread
+        self.prober = Prober(self.wake, log.info)  # health checks, on a thread
         self.next_repair = 0.0
         # What each signal does; handlers only record, this runs in the loop.
         self.on_signal: dict[signal.Signals, Callable[[float], None]] = {

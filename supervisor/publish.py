@@ -128,14 +128,15 @@ def take_snapshot(
         watching=watching,
         error=_why_down(spec, m, ctl),
         tail=tuple(ctl.tail()),
-        refused=refused or m.swap_failed or m.reload_unhealthy or _starting_unhealthy(m),
+        refused=refused or _unhealthy(m) or m.rolled_back or m.swap_failed or m.reload_unhealthy,
         verdict=verdict,
         sockets=sockets,
     )
 
 
-def _starting_unhealthy(m: Machine) -> Optional[str]:
-    if m.state is State.STARTING and m.health.failure:
+def _unhealthy(m: Machine) -> Optional[str]:
+    """A master that fails its health check now: starting, or serving (liveness)."""
+    if m.state in (State.STARTING, State.RUNNING) and m.health.failure:
         return f"health check failing: {m.health.failure}"
     return None
 

@@ -21,7 +21,16 @@ from supervisor.lifecycle.states import State
 from supervisor.uwsgi.private import give_to_dir_owner, read_private
 
 
-class ReloadVerdict(TypedDict):
+class _VerdictTimes(TypedDict, total=False):
+    # applied | applied, health check failing | refused by import check |
+    # refused by health check | refused: quarantined | refused | rolled back |
+    # timed out | failed | ignored
+    kind: str
+    asked_at: float  # wall-clock time (time.time()) the reload was asked for
+    decided_at: float
+
+
+class ReloadVerdict(_VerdictTimes):
     """The outcome of the last reload asked for by command or signal (`reload --wait`)."""
 
     seq: int  # counts requests; `reload` waits for a larger one than it saw

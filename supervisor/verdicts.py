@@ -9,6 +9,7 @@ carries: the newest verdict.
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Optional
 
 from supervisor.lifecycle.machine import Machine
@@ -22,39 +23,66 @@ class Verdicts:
         self.current = ReloadVerdict(seq=0, ok=True, message="")
         self.awaiting = 0  # handed to the machine, not settled yet
         self.awaiting_generation = 0  # the generation that served when it was handed over
+        self.awaiting_rollbacks = 0
+        self.asked: dict[int, float] = {}  # seq -> when it was asked for
 
     def next_seq(self) -> int:
         self.seq += 1
+        self.asked[self.seq] = time.time()
         return self.seq
+
+    def _decide(self, seq: int, ok: bool, message: str, kind: str) -> None:
+        asked = self.asked.pop(seq, time.time())
+        for older in [s for s in self.asked if s < seq]:  # coalesced into this one
+            del self.asked[older]
+        self.current = ReloadVerdict(
+            seq=seq, ok=ok, message=message, kind=kind, asked_at=asked, decided_at=time.time()
+        )
 
     def refuse_now(self, message: str) -> None:
         """A reload refused before it was even asked of the gate."""
-        self.current = ReloadVerdict(seq=self.next_seq(), ok=False, message=message)
+        self._decide(self.next_seq(), False, message, "refused")
 
-    def forwarded(self, seqs: tuple[int, ...], generation: int) -> None:
+    def forwarded(self, seqs: tuple[int, ...], generation: int, rollbacks: int = 0) -> None:
         """The gate handed these to the machine: settle them when it is done."""
         if seqs:
             self.awaiting = max(seqs)
             self.awaiting_generation = generation
+            self.awaiting_rollbacks = rollbacks
 
-    def refused(self, seqs: tuple[int, ...], message: str) -> None:
+    def refused(self, seqs: tuple[int, ...], message: str, kind: str = "refused") -> None:
         if seqs:
-            self.current = ReloadVerdict(seq=max(seqs), ok=False, message=message)
+            self._decide(max(seqs), False, message, kind)
 
     def settle(self, m: Machine, last_error: Callable[[], Optional[str]]) -> None:
         """Record the outcome of the reload handed to the machine, once there is one."""
         if not self.awaiting:
             return
-        if m.state is State.RUNNING and m.reload is None and m.pending is None:
+        if m.rollbacks > self.awaiting_rollbacks:
+            ok, message, kind = False, m.rolled_back or "rolled back", "rolled back"
+        elif m.state is State.RUNNING and m.bake_until is not None:
+            return  # verified only once the bake is over
+        elif m.state is State.RUNNING and m.reload is None and m.pending is None:
             if m.generation > self.awaiting_generation and m.reload_unhealthy:
                 ok, message = False, m.reload_unhealthy
+                kind = "applied, health check failing"
             elif m.generation > self.awaiting_generation:
-                ok, message = True, f"reloaded: generation {m.generation}"
+                ok, message, kind = True, f"reloaded: generation {m.generation}", "applied"
             else:  # a swap whose new master never served: the old code serves
-                ok, message = False, m.swap_failed or "the reload did not complete"
+                message = m.swap_failed or "the reload did not complete"
+                ok, kind = False, _refusal_kind(message)
         elif m.state in (State.BACKOFF, State.FATAL, State.STOPPED):
             ok, message = False, f"reload failed: {m.state.value}: {last_error()}"
+            kind = "failed"
         else:
             return
-        self.current = ReloadVerdict(seq=self.awaiting, ok=ok, message=message)
+        self._decide(self.awaiting, ok, message, kind)
         self.awaiting = 0
+
+
+def _refusal_kind(message: str) -> str:
+    if "health check failed" in message:
+        return "refused by health check"
+    if "did not serve within" in message:
+        return "timed out"
+    return "refused"

@@ -31,6 +31,7 @@ class FakeController:
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.fifo_ok = True
+        self.rollback_ok = True
 
     def spawn(self, now: float) -> None:
         self.calls.append("spawn")
@@ -55,8 +56,15 @@ class FakeController:
     def spawn_next(self, now: float) -> None:
         self.calls.append("spawn next")
 
-    def promote_next(self, now: float) -> None:
-        self.calls.append("promote next")
+    def promote_next(self, now: float, bake: bool = False) -> None:
+        self.calls.append("promote next" + (", pause old" if bake else ""))
+
+    def end_bake(self, now: float) -> None:
+        self.calls.append("end bake")
+
+    def roll_back(self, now: float) -> bool:
+        self.calls.append("roll back")
+        return self.rollback_ok
 
     def abort_next(self) -> None:
         self.calls.append("abort next")
@@ -105,10 +113,12 @@ def make_machine(
     return m, ctl, logs
 
 
-def stats(*pids: int, serving: bool = True, listen_queue: int = 0) -> Stats:
-    """A stats sample with one worker per pid, all serving (or none)."""
+def stats(
+    *pids: int, serving: bool = True, listen_queue: int = 0, status: str = "idle"
+) -> Stats:
+    """A stats sample with one worker per pid, all serving (or none), all `status`."""
     workers = tuple(
-        Worker(i + 1, pid, serving, "idle", 0, 0, 0, 0, 1, 1 if serving else 0)
+        Worker(i + 1, pid, serving, status, 0, 0, 0, 0, 1, 1 if serving else 0)
         for i, pid in enumerate(pids)
     )
     return Stats(pid=100, version="2.0.31", listen_queue=listen_queue, workers=workers)

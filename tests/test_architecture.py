@@ -32,11 +32,11 @@ ALLOWED = {
     "uwsgi": {"spec", "lifecycle"},
     "codepush": {"spec", "lifecycle", "uwsgi"},
 }
-# Lines. Past ~300 a module usually does more than one job. Two are longer, each
-# one job: the code watcher (arming watches across symlink flips), about 370,
-# and the state machine (every transition of a master's life, health-checked
-# starts and swaps included: splitting it would scatter the decisions), 430.
-LONGEST_MODULE = 440
+# Lines. Past ~300 a module usually does more than one job; the longest today are
+# the code watcher (arming watches across symlink flips, one job), about 370, and
+# the loop, 380. The state machine is two files: machine.py and the half that
+# verifies new code (verified.py).
+LONGEST_MODULE = 385
 
 
 def module_name(path: Path) -> str:
@@ -166,6 +166,9 @@ WHERE: dict[str, tuple[type, str]] = {
     "health.host": (HealthSpec, "host"),
     "health.timeout": (HealthSpec, "timeout"),
     "health.passes": (HealthSpec, "passes"),
+    "health.bake": (HealthSpec, "bake"),
+    "health.interval": (HealthSpec, "interval"),
+    "health.failures": (HealthSpec, "failures"),
 }
 
 

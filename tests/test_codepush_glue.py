@@ -111,7 +111,7 @@ class Rig:
             self.machine,
             self.logs.append,
             lambda seqs: self.verdicts.append(("forwarded", seqs, "")),
-            lambda seqs, why: self.verdicts.append(("refused", seqs, why)),
+            lambda seqs, why, kind: self.verdicts.append(("refused", seqs, why)),
         )
         self.codepush = CodePush(self.machine.live, self.gate, self.logs.append, lambda: None)
         self.watcher = FakeWatcher(app_dir)
@@ -128,8 +128,15 @@ class Rig:
         """The machine's state now (a call: type checkers keep no narrowing across events)."""
         return self.machine.state
 
+    def edit(self, now: float) -> None:
+        """Change the code on disk (what a push does), so the tree is a new one."""
+        code = self.spec.app.chdir / "blog.py"
+        if code.parent.is_dir():
+            code.write_text(f"application = None  # pushed at {now}\n")
+
     def change(self, now: float, *changes: Change) -> None:
         """The watcher saw `changes` (default: blog.py edited); the loop ticks."""
+        self.edit(now)
         self.watcher.queued.extend(changes or (EDIT,))
         self.tick(now)
 
@@ -350,6 +357,7 @@ def test_a_signal_reload_passes_the_same_check(tmp_path: Path, mode: ReloadMode)
     assert rig.ctl.calls == [] and rig.state() is State.RUNNING
     assert rig.verdicts == [("refused", (7,), "reload refused: " + FAILED.summary)]
 
+    rig.edit(1.9)  # the fix
     rig.gate.request(2.0, mode, "SIGHUP", seq=8)
     rig.finish_check(2.3, PASSED)
     assert rig.verdicts[-1] == ("forwarded", (8,), "")
@@ -411,3 +419,29 @@ def test_a_reload_asked_for_while_stopping_is_refused(tmp_path: Path) -> None:
     rig.m.request_stop(1.0)
     rig.gate.request(1.1, ReloadMode.GRACEFUL, "SIGUSR1", seq=5)
     assert rig.verdicts == [("refused", (5,), "reload ignored: the service is stopping")]
+
+
+def test_a_refused_tree_is_not_checked_again_until_it_changes(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.change(1.0)
+    rig.tick(1.2)
+    rig.finish_check(1.5, FAILED)
+    rig.gate.request(2.0, ReloadMode.GRACEFUL, "SIGHUP", seq=3)  # the same tree again
+    assert rig.check.started_at == [1.2]  # no second check of it
+    kind, seqs, why = rig.verdicts[-1]
+    assert (kind, seqs) == ("refused", (3,)) and "already refused" in why and "SyntaxError" in why
+    rig.change(3.0)  # a push: a new tree
+    rig.tick(3.2)
+    assert rig.check.started_at == [1.2, 3.2]
+
+
+def test_a_swap_refused_by_the_health_check_quarantines_its_tree(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, ReloadMode.SWAP)
+    rig.change(1.0)
+    rig.tick(1.2)
+    assert rig.state() is State.RELOADING
+    rig.m.next_exited(2.0, "exit status 1", None)  # the candidate never served
+    rig.tick(2.0)
+    rig.gate.request(3.0, ReloadMode.SWAP, "SIGHUP", seq=4)
+    assert rig.verdicts[-1][0] == "refused" and "already refused" in rig.verdicts[-1][2]
+    assert rig.ctl.calls.count("spawn next") == 1

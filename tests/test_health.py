@@ -9,6 +9,7 @@ requests under `wrk -t2 -c32` through nginx, the refusal in `status`,
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Callable
@@ -96,6 +97,14 @@ def test_a_push_that_fails_on_request_never_takes_traffic(short_tmp: Path, name:
             assert named in (state["reload_refused"] or ""), state
             statuses = [f["STATUS"] for f in sup.notify.poll() if "STATUS" in f]
             assert any(named in s for s in statuses), statuses
+            verdict = sup.state()["reload_done"]
+            assert verdict["kind"] == "refused by health check", verdict
+
+            # The same tree again: refused at once, no new candidate.
+            spawned = sup.log().count("spawned uWSGI pid")
+            again = sup.cli("reload", str(sup.spec))
+            assert again.returncode == 1 and "already refused" in again.stderr, again.stderr
+            assert sup.log().count("spawned uWSGI pid") == spawned
 
             # The next good push is applied.
             (app / "blog.py").write_text(good)
@@ -136,3 +145,92 @@ def test_ready_at_start_waits_for_the_health_check(short_tmp: Path) -> None:
         code = app / "blog.py"
         code.write_text(code.read_text().replace(RAISES, '    return f"{VERSION}\\n"'))
         sup.notify.wait_for("READY", timeout=60)
+
+
+LATE_FAILURE = '''
+import time as _time
+
+_LOADED = _time.monotonic()
+
+
+@app.before_request
+def _fails_after_two_seconds() -> None:
+    if _time.monotonic() - _LOADED > 2.0:
+        raise RuntimeError("the connection pool is exhausted")
+'''
+
+
+def test_a_push_that_fails_after_promotion_is_rolled_back(short_tmp: Path) -> None:
+    """It passes the check, takes traffic, then fails every request: the bake
+    catches it and the paused old master serves again."""
+    from kit.nginx import running_nginx
+
+    app = copy_app("blog", short_tmp / "app")
+    code = app / "blog.py"
+    with Supervised(short_tmp, _spec(short_tmp, app, "")) as sup:
+        sup.start()
+        master = sup.uwsgi_pid()
+        with running_nginx(short_tmp / "nginx", render_nginx(load_spec(sup.spec))) as ngx:
+            load = wrk.start(ngx.port, 16, threads=2, connections=32)
+            try:
+                time.sleep(1.5)
+                set_version(code, "v2")
+                code.write_text(code.read_text() + LATE_FAILURE)
+                r = sup.cli("reload", str(sup.spec))
+                served = serves(ngx.port, "v1")
+            finally:
+                result = wrk.finish(load, 60)
+        log = sup.log()
+        state = sup.state()
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "rolled back:" in r.stderr and "5xx" in r.stderr, r.stderr
+    assert served and state["uwsgi_pid"] == master and state["state"] == "running"
+    assert "rolled back: uWSGI pid" in log
+    # Only the detection window fails: a fraction of a second of the load.
+    print(f"failed during the rollback: {result['failed']} of {result['requests']}")
+    assert 0 < result["failed"] < result["requests"] / 20, result
+
+
+def test_a_hung_app_is_replaced_and_its_stuck_workers_stacks_are_logged(
+    short_tmp: Path,
+) -> None:
+    """Every worker blocks on a request that never ends: the failing liveness
+    checks (with every worker busy) bring a new master through a swap."""
+    import socket
+
+    from kit.net import free_port
+
+    app = copy_app("blog", short_tmp / "app")
+    port = free_port()
+    text = (
+        f'app:\n  module: "blog:app"\n  chdir: {app}\n'
+        f"uwsgi:\n  processes: 2\n  http: 127.0.0.1:{port}\n"
+        f"runtime_dir: {short_tmp / 'rt'}\nwatch:\n  enabled: false\n  reload: swap\n"
+        "health:\n  interval: 1s\n  failures: 2\n  timeout: 1s\n  bake: 1s\n"
+        "stop:\n  timeout: 2s\n"
+    )
+    hangs: list[socket.socket] = []
+    with Supervised(short_tmp, text) as sup:
+        sup.start()
+        master = sup.uwsgi_pid()
+        try:
+            for _ in range(2):  # one per worker
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                s.sendall(b"GET /slow?s=600 HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                hangs.append(s)
+            start = time.monotonic()
+            wait_until(
+                lambda: sup.state().get("uwsgi_pid") not in (None, master), 60, "a new master"
+            )
+            took = time.monotonic() - start
+            wait_until(lambda: serves(port, "v1"), 30, "serving again")
+            log = wait_until(lambda: "is stuck here" in sup.log() and sup.log(), 30, "stacks")
+        finally:
+            for s in hangs:
+                s.close()
+    assert "every worker is busy and the app fails its health check: hung" in log
+    stacks = log[log.index("is stuck here") :]
+    assert re.search(r"blog\.py lineno = \d+ function = slow", stacks)  # the view it hangs in
+    # 2 failed checks 1 s apart (each waits 1 s for no answer), then a start.
+    print(f"hung app replaced {took:.1f} s after every worker blocked")
+    assert took < 30

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from supervisor.codepush.fingerprint import tree_fingerprint
 from supervisor.codepush.preflight import Preflight, PreflightResult
 from supervisor.lifecycle.machine import Machine
 from supervisor.lifecycle.states import State, StopIntent
@@ -57,7 +58,7 @@ class Gate:
         machine: Machine,
         log: Callable[[str], None],
         forwarded: Callable[[tuple[int, ...]], None] = lambda seqs: None,
-        refused: Callable[[tuple[int, ...], str], None] = lambda seqs, why: None,
+        refused: Callable[[tuple[int, ...], str, str], None] = lambda seqs, why, kind: None,
     ) -> None:
         self.live = live
         self.machine = machine
@@ -72,6 +73,11 @@ class Gate:
         self.unsettled_since: Optional[float] = None  # first change not yet checked
         self.refused: Optional[str] = None  # why the last reload was refused, for status
         self.waiting: Optional[str] = None  # what of the tree is missing, for status
+        # Quarantine: the tree (fingerprint) of the last reload handed on or
+        # checked, and a tree that was refused or rolled back, with why.
+        self.last_print: Optional[str] = None
+        self.quarantined: Optional[tuple[str, str]] = None
+        self.failures_seen: tuple[int, Optional[str]] = (0, None)  # the machine's
         self.tree_retry_at: Optional[float] = None
 
     @property
@@ -123,7 +129,19 @@ class Gate:
     def _can_act(self) -> bool:
         return self.machine.state in (State.RUNNING, State.BACKOFF)
 
+    def _watch_machine(self) -> None:
+        """A swap refused or rolled back since the last look: quarantine that tree."""
+        m = self.machine
+        seen = (m.rollbacks, m.swap_failed)
+        if seen != self.failures_seen:
+            rolled_back = m.rollbacks > self.failures_seen[0]
+            self.failures_seen = seen
+            why = m.rolled_back if rolled_back else m.swap_failed
+            if why:
+                self.quarantine(why)
+
     def tick(self, now: float) -> None:
+        self._watch_machine()
         if self.preflight.running:
             result = self.preflight.poll(now)
             if result is not None:
@@ -137,7 +155,7 @@ class Gate:
             return  # a restart under way: reload after it, onto whatever is there then
         if state in (State.STOPPING, State.STOPPED, State.FATAL):
             self.wanted = None
-            self.on_refused(wanted.seqs, f"reload ignored: the service is {state.value}")
+            self.on_refused(wanted.seqs, f"reload ignored: the service is {state.value}", "ignored")
             return
         if not self._can_act() or now < self.quiet_at:
             return  # STARTING, RELOADING: one coalesced reload follows
@@ -149,6 +167,13 @@ class Gate:
             return
         self.waiting = None
         self.tree_retry_at = None
+        self.last_print = tree_fingerprint(self.spec)
+        if self.quarantined is not None and self.last_print == self.quarantined[0]:
+            self.wanted = None
+            why = f"reload refused: this tree was already refused ({self.quarantined[1]})"
+            self.log(f"{why}; it is not tried again until it changes")
+            self.on_refused(wanted.seqs, f"{why}; change it to try again", "refused: quarantined")
+            return
         if state is State.BACKOFF or not self._needs_check(wanted.mode):
             self._forward(now, wanted)
         else:
@@ -192,18 +217,24 @@ class Gate:
             self.tick(now)
             return
         if not result.ok:
+            self.quarantine(result.summary)
             self.refused = f"reload refused: {result.summary}"
             self.log(
                 f"{self.refused} ({checked.reason}); the running code keeps serving."
                 f" Import check output:\n{result.output.rstrip()}"
             )
-            self.on_refused(checked.seqs, self.refused)
+            self.on_refused(checked.seqs, self.refused, "refused by import check")
             return
         if self.machine.state is State.RUNNING:
             self._forward(now, checked)
         else:  # uWSGI went down meanwhile: try once it is back (or start it now)
             self.wanted = checked if self.wanted is None else self._merged(checked, self.wanted)
             self.tick(now)
+
+    def quarantine(self, why: str) -> None:
+        """The tree last checked or handed on failed: never try it again as it is."""
+        if self.last_print is not None:
+            self.quarantined = (self.last_print, why)
 
     @staticmethod
     def _merged(first: Wanted, then: Wanted) -> Wanted:

@@ -25,7 +25,9 @@ class Controller(Protocol):
     def reap_leftovers(self) -> None: ...  # master gone: end every process of that instance
     def spawn_next(self, now: float) -> None: ...  # swap: start a second master
     def release_next(self) -> bool: ...  # swap: it passed; its workers take traffic
-    def promote_next(self, now: float) -> None: ...  # swap: it serves; the old one retires
+    def promote_next(self, now: float, bake: bool = False) -> None: ...  # old: retire/pause
+    def end_bake(self, now: float) -> None: ...  # the paused old master quits
+    def roll_back(self, now: float) -> bool: ...  # the paused old master serves again
     def abort_next(self) -> None: ...  # swap: end the candidate; the old master keeps serving
 
 

@@ -13,6 +13,7 @@ from supervisor.spec.model import HealthSpec
 # master that failed a check is checked again.
 PROBE_GAP = 0.25
 PROBE_RETRY = 1.0
+BAKE_PROBE = 1.0  # while a swapped-in master bakes, it is checked this often
 CURRENT, NEXT = "current", "next"  # the serving master, the swap candidate
 
 
@@ -69,5 +70,6 @@ class HealthChecks:
         self.target, self.at = target, now + PROBE_GAP
         return Outcome.AGAIN
 
-    def retry(self, now: float, target: str) -> None:
-        self.target, self.at = target, now + PROBE_RETRY
+    def retry(self, now: float, target: str, after: float = PROBE_RETRY) -> None:
+        self.probing = False
+        self.target, self.at = target, now + after

@@ -16,9 +16,10 @@ from typing import Callable, Optional
 from supervisor.exitcodes import Exit
 from supervisor.lifecycle.backoff import restart_delay
 from supervisor.lifecycle.effects import Announcement, Controller, ReloadRequest
-from supervisor.lifecycle.health import CURRENT, NEXT, HealthChecks, Outcome
+from supervisor.lifecycle.health import CURRENT, HealthChecks
 from supervisor.lifecycle.samples import Stats
 from supervisor.lifecycle.states import State, StopIntent, check_transition
+from supervisor.lifecycle.verified import VerifiedCode
 from supervisor.spec.model import LiveSpec, ReloadMode, Spec
 
 # How long after SIGINT a master that still has not exited gets SIGKILL.
@@ -29,7 +30,7 @@ FIFO_RETRY = 0.05
 FIFO_FOR_MODE = {ReloadMode.GRACEFUL: "r", ReloadMode.CHAIN: "c"}
 
 
-class Machine:
+class Machine(VerifiedCode):
     def __init__(
         self,
         live: LiveSpec,
@@ -52,6 +53,14 @@ class Machine:
         self.last_stats_ok: Optional[float] = None
         self.next_last_stats: Optional[Stats] = None  # the swap candidate's
         self.released: Optional[frozenset[int]] = None  # its held workers, once it passed
+        # After a swap: until when the old master stays paused, for a rollback,
+        # and the new master's workers then (one that is respawned died).
+        self.bake_until: Optional[float] = None
+        self.bake_pids: frozenset[int] = frozenset()
+        self.rollbacks = 0
+        self.liveness_failures = 0  # failed checks in a row of the serving master
+        self.hung: tuple[tuple[int, int], ...] = ()  # (worker id, pid) to dump, taken by the loop
+        self.rolled_back: Optional[str] = None  # why the last rollback happened
         self.release_sent = False
         self.reload: Optional[ReloadRequest] = None  # the one under way
         self.pending: Optional[ReloadRequest] = None  # arrived while busy: exactly one more
@@ -97,9 +106,6 @@ class Machine:
         self.deadline = now + self.spec.start_timeout
         self.health.reset()
 
-    def _verified(self, now: float, target: str) -> bool:
-        return self.health.verified(now, target, self.spec.health)
-
     def _exit(self, code: int) -> None:
         self.exit_code = code
 
@@ -133,6 +139,11 @@ class Machine:
             done = in_place and stats.all_serving and len(fresh) == len(stats.workers)
             if done and self._verified(now, CURRENT):
                 self._reloaded(now)
+        if self.state is State.RUNNING and self.bake_until is not None:
+            respawned = sorted(w.pid for w in stats.workers if w.pid not in self.bake_pids)
+            if respawned:
+                pids = " ".join(map(str, respawned))
+                self._roll_back(now, f"a worker of the new master died (respawned as {pids})")
         healthy_since = self.running_since if self.state is State.RUNNING else None
         if healthy_since is not None and now - healthy_since >= self.spec.restart.reset_after:
             self.crashes = 0
@@ -146,102 +157,10 @@ class Machine:
 
     def _reloaded(self, now: float) -> None:
         assert self.reload is not None
-        self.reload_unhealthy = None
+        self.reload_unhealthy = self.rolled_back = None
         # RELOADING -> RUNNING
         self._go(now, State.RUNNING, f"{self.reload.mode.value} reload done")
         self._serving(now, reason=self.reload.reason)
-
-    def next_stats(self, now: float, stats: Optional[Stats]) -> None:
-        """A stats sample of the swap candidate."""
-        if self.state is not State.RELOADING or self.reload is None or stats is None:
-            return
-        if self.reload.mode is not ReloadMode.SWAP or not stats.all_serving:
-            return
-        self.next_last_stats = stats
-        if self.released is None:
-            if self._verified(now, NEXT):
-                self._promote(now)
-            return
-        # Released: promote once every worker is a fresh fork that took the
-        # shared sockets (the held ones served health checks only).
-        if not self.release_sent:
-            self.release_sent = self.ctl.release_next()
-        elif not any(w.pid in self.released for w in stats.workers):
-            self._promote(now)
-
-    def _promote(self, now: float) -> None:
-        assert self.reload is not None
-        self.released = None
-        self.ctl.promote_next(now)
-        self.last_stats = self.next_last_stats
-        self.last_stats_ok = now
-        self.swap_failed = None
-        checked = " and passed the health check" if self.spec.health.enabled else ""
-        # RELOADING -> RUNNING
-        self._go(now, State.RUNNING, f"swap done: the new master serves{checked}")
-        self._serving(now, reason=self.reload.reason)
-
-    def _release(self, now: float) -> None:
-        """The candidate passed: let its workers take the site's traffic."""
-        last = self.next_last_stats
-        self.released = frozenset(w.pid for w in last.workers) if last else frozenset()
-        self.release_sent = self.ctl.release_next()
-        self.log("the new master passed its health check; its workers now take traffic")
-
-    def probe_due(self, now: float) -> Optional[str]:
-        """The master (CURRENT or NEXT) the loop should health-check now, if any;
-        the loop reports back through `health_result`."""
-        return self.health.due(now)
-
-    def health_result(self, now: float, target: str, ok: bool, detail: str) -> None:
-        """A health check of master `target` ended: `detail` says what it got."""
-        swapping = self.reload is not None and self.reload.mode is ReloadMode.SWAP
-        if target == NEXT and (self.state is not State.RELOADING or not swapping):
-            self.health.probing = False
-            return  # the swap ended meanwhile
-        outcome = self.health.outcome(now, target, ok, detail, self.spec.health)
-        if target == NEXT:
-            if outcome is Outcome.FAILED:
-                self._swap_failed(now, f"health check failed: {detail}")
-            elif outcome is Outcome.PASSED:
-                self._release(now)
-        elif self.state is State.STARTING:
-            if outcome is Outcome.PASSED:
-                self._started(now)
-            elif outcome is Outcome.FAILED:
-                self.log(f"health check failed while starting: {detail}")
-                self.health.retry(now, CURRENT)
-        elif self.state is State.RELOADING and self.reload is not None:
-            if outcome is Outcome.PASSED:
-                self._reloaded(now)
-            elif outcome is Outcome.FAILED:
-                # The old code is gone (graceful, chain): say so, never pretend.
-                mode = self.reload.mode.value
-                self.reload_unhealthy = (
-                    f"{mode} reload applied, but the new code fails its health check:"
-                    f" {detail} ({mode} reloads cannot roll back; watch.reload: swap can)"
-                )
-                self.log(self.reload_unhealthy)
-                self._go(now, State.RUNNING, f"{mode} reload done, health check failing")
-                self._serving(now, reason=self.reload.reason)
-
-    def next_exited(self, now: float, how: str, error: Optional[str]) -> None:
-        """The swap candidate exited before serving: keep the old master."""
-        if self.state is not State.RELOADING or self.reload is None:
-            return
-        self._swap_failed(now, f"the new master exited ({how})" + (f": {error}" if error else ""))
-
-    def _swap_failed(self, now: float, why: str) -> None:
-        self.health.reset()
-        self.released = None
-        self.ctl.abort_next()
-        self.swap_failed = f"swap refused: {why}"
-        self.log(f"{self.swap_failed}; the old master keeps serving")
-        self.deadline = None
-        self.reload = None
-        # RELOADING -> RUNNING
-        self._go(now, State.RUNNING, "swap abandoned")
-        self._run_pending(now)
 
     def _serving(self, now: float, reason: Optional[str]) -> None:
         self.deadline = None
@@ -250,6 +169,9 @@ class Machine:
         if reason is not None:
             self.last_reload = (now, reason)
         self.reload = None
+        self.liveness_failures = 0
+        if self.bake_until is None:
+            self._check_later(now)
         self._run_pending(now)
 
     def _run_pending(self, now: float) -> None:
@@ -272,6 +194,8 @@ class Machine:
                 # STOPPING -> STOPPED
                 self._go(now, State.STOPPED, f"uWSGI stopped ({how})")
                 self._exit(Exit.OK)
+            return
+        if self.bake_until is not None and self._roll_back(now, f"the new master {how}"):
             return
         if self.running_since is not None and now - self.running_since >= (
             self.spec.restart.reset_after
@@ -297,6 +221,8 @@ class Machine:
     def request_reload(self, now: float, mode: ReloadMode, reason: str) -> None:
         """Load new code (graceful, chain, swap) or restart uWSGI (restart)."""
         request = ReloadRequest(mode, reason)
+        if self.state is State.RUNNING and self.bake_until is not None:
+            self._end_bake(now)  # newer code supersedes the code kept for a rollback
         if self.state is State.RUNNING:
             if mode is ReloadMode.RESTART:
                 self._stop(now, StopIntent.RESTART, why=f"restart: {reason}")
@@ -347,6 +273,8 @@ class Machine:
             self._exit(Exit.OK)
 
     def _stop(self, now: float, intent: StopIntent, why: str) -> None:
+        if self.bake_until is not None:
+            self._end_bake(now)
         self.ctl.abort_next()
         self.stop_intent = intent
         self.reload = None
@@ -371,6 +299,10 @@ class Machine:
         """Act on deadlines that have passed."""
         if self.fifo_due is not None and now >= self.fifo_retry_at:
             self._write_fifo(now)
+        if self.bake_until is not None and now >= self.bake_until and not self.health.probing:
+            self.log("the new master passed its bake: the paused one quits")
+            self._end_bake(now)
+            self._check_later(now)
         if self.deadline is None or now < self.deadline:
             return
         if self.state is State.BACKOFF:
@@ -413,7 +345,7 @@ class Machine:
         self.deadline = now + KILL_AFTER
 
     def next_deadline(self) -> Optional[float]:
-        found = [self.deadline]
+        found = [self.deadline, self.bake_until]
         if self.fifo_due is not None:
             found.append(self.fifo_retry_at)
         found.append(self.health.deadline())

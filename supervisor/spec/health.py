@@ -67,4 +67,7 @@ def health_section(h: Section) -> HealthSpec:
         host=h.get("host", from_text(host_header), HealthSpec.host),
         timeout=h.get("timeout", duration(positive=True), HealthSpec.timeout),
         passes=h.get("passes", at_least(1, 100, "consecutive passes"), HealthSpec.passes),
+        bake=h.get("bake", duration(), HealthSpec.bake),
+        interval=h.get("interval", duration(positive=True), HealthSpec.interval),
+        failures=h.get("failures", at_least(1, 100, "failures in a row"), HealthSpec.failures),
     )

@@ -83,7 +83,9 @@ SECTION_KEYS = {
         "reload", "preflight", "preflight_timeout", "poll",
     ),
     "restart": ("backoff", "reset_after", "max_attempts"),
-    "health": ("enabled", "path", "expect", "host", "timeout", "passes"),
+    "health": (
+        "enabled", "path", "expect", "host", "timeout", "passes", "bake", "interval", "failures",
+    ),
     "restart.backoff": ("initial", "max", "factor", "jitter"),
     "start": ("timeout",),
 }  # fmt: skip

@@ -177,6 +177,13 @@ class HealthSpec:
     host: str = "localhost"  # the Host header (Django's ALLOWED_HOSTS must accept it)
     timeout: float = 5.0
     passes: int = 2  # consecutive passes before a new master takes traffic
+    # After a swap the old master is paused, not stopped, this long while the
+    # new one is watched; 0: it quits at once (no rollback).
+    bake: float = 10.0
+    # While running: a check this often; this many failures in a row with
+    # every worker busy mean a hung app, replaced through a swap.
+    interval: float = 10.0
+    failures: int = 3
 
     def url_path(self, mount: str) -> str:
         return self.path or (mount if mount.endswith("/") else mount + "/")
@@ -268,6 +275,10 @@ class InstancePaths:
     def health(self) -> Path:
         """This master's private HTTP socket: the health check's way in."""
         return self.root / f"health-{self.tag}.sock"
+
+    def tracebacker(self, worker: int) -> Path:
+        """uWSGI's py-tracebacker socket of one worker: its Python stacks, on demand."""
+        return self.root / f"tb-{self.tag}-{worker}"
 
     @property
     def hold(self) -> Path:

@@ -185,6 +185,8 @@ def build_command(
         # This master's own way in for the health check (0600 by the umask):
         # on the shared socket another master's worker could answer instead.
         argv += ["--http-socket", str(inst.health)]
+        # Each worker's Python stacks on demand (tb-TAG-WORKER), for a hung app.
+        argv += ["--py-tracebacker", str(inst.root / f"tb-{inst.tag}-")]
     if spec.app.virtualenv is not None:
         argv += ["--virtualenv", str(spec.app.virtualenv)]
     entry = str(paths.entry)

@@ -33,6 +33,7 @@ class UwsgiController:
         self.current: Optional[Instance] = None
         self.next: Optional[Instance] = None
         self.retiring: list[Instance] = []
+        self.baking: Optional[Instance] = None  # paused after a swap, for a rollback
         self.spawn_count = 0
         self.last_tail: list[str] = []
         self.listeners: Optional[Listeners] = None  # held for the app's whole life
@@ -42,7 +43,7 @@ class UwsgiController:
         return self.live.spec
 
     def instances(self) -> list[Instance]:
-        found = [self.current, self.next, *self.retiring]
+        found = [self.current, self.next, self.baking, *self.retiring]
         return [i for i in found if i is not None]
 
     # -- Controller protocol ---------------------------------------------------
@@ -80,26 +81,65 @@ class UwsgiController:
         _unlink(nxt.paths.hold)
         return nxt.send_fifo("w")
 
-    def promote_next(self, now: float) -> None:
+    def promote_next(self, now: float, bake: bool = False) -> None:
         """The candidate serves: it becomes the current master; the old one retires.
 
         Both accept on the one listening socket, so nothing is renamed and no
         queued connection is lost: the old master stops accepting at once
         (`q`: its workers finish what they hold, then exit) and whatever is
-        queued goes to the new one.
+        queued goes to the new one. With `bake`, the old master is paused
+        instead (`p`: its workers finish what they hold, then wait), ready
+        to take over again (`roll_back`) until `end_bake`.
         """
         new, old = self.next, self.current
         assert new is not None
-        paths = runtime_paths(self.spec)
-        _link(paths.master_fifo, new.paths.master_fifo)
-        _link(paths.stats, new.paths.stats)
         self.current, self.next = new, None
-        if old is not None:
-            old.retire_stage = "quit"
-            old.retire_deadline = now + self.spec.stop_timeout
-            old.retire_quit_sent = old.send_fifo("q")
-            self.retiring.append(old)
+        self._relink(new)
+        new.answered = new.server_errors = 0  # the site's answers count from now
+        if old is None:
+            return
+        if bake and old.send_fifo("p"):
+            self.baking = old
+            self._log(f"swapped: uWSGI pid {new.pid} now serves; pid {old.pid} paused")
+        else:
+            self._retire(old, now)
             self._log(f"swapped: uWSGI pid {new.pid} now serves; retiring pid {old.pid}")
+
+    def end_bake(self, now: float) -> None:
+        """The new master proved itself: the paused one resumes and quits at once."""
+        old, self.baking = self.baking, None
+        if old is not None:
+            self._retire(old, now, "pq")
+            self._log(f"retiring uWSGI pid {old.pid}, kept paused for a rollback until now")
+
+    def roll_back(self, now: float) -> bool:
+        """The new master failed: the paused one resumes serving, the new one
+        retires. False if there is none to resume (it died meanwhile)."""
+        old, new = self.baking, self.current
+        self.baking = None
+        if old is None or old.poll() is not None or not old.send_fifo("p"):
+            return False
+        self.current = old
+        self._relink(old)
+        if new is not None:
+            if new.poll() is None:
+                self._retire(new, now)
+            else:
+                new.close()
+        self._log(f"rolled back: uWSGI pid {old.pid} serves again")
+        return True
+
+    def _relink(self, inst: Instance) -> None:
+        paths = runtime_paths(self.spec)
+        _link(paths.master_fifo, inst.paths.master_fifo)
+        _link(paths.stats, inst.paths.stats)
+
+    def _retire(self, inst: Instance, now: float, command: str = "q") -> None:
+        inst.retire_stage = "quit"
+        inst.retire_deadline = now + self.spec.stop_timeout
+        inst.retire_command = command
+        inst.retire_quit_sent = inst.send_fifo(command)
+        self.retiring.append(inst)
 
     def abort_next(self) -> None:
         if self.next is None:
@@ -185,6 +225,12 @@ class UwsgiController:
 
     def tick_retiring(self, now: float) -> None:
         """Quit, then SIGINT, then SIGKILL masters replaced by a swap; reap them."""
+        paused = self.baking
+        if paused is not None and paused.poll() is not None:
+            self._log(f"the paused uWSGI pid {paused.pid} exited: no rollback is possible now")
+            paused.kill()
+            paused.close()
+            self.baking = None
         for inst in list(self.retiring):
             if inst.poll() is not None:
                 inst.kill()
@@ -192,7 +238,7 @@ class UwsgiController:
                 self.retiring.remove(inst)
                 continue
             if inst.retire_stage == "quit" and not inst.retire_quit_sent:
-                inst.retire_quit_sent = inst.send_fifo("q")  # between execs: retry
+                inst.retire_quit_sent = inst.send_fifo(inst.retire_command)  # between execs
             if now < inst.retire_deadline:
                 continue
             if inst.retire_stage == "quit":
@@ -241,9 +287,9 @@ class UwsgiController:
             path
             for i in self.instances()
             for path in (i.paths.master_fifo, i.paths.stats, i.paths.health, i.paths.hold)
-        }
+        } | {p for i in self.instances() for p in i.paths.root.glob(f"tb-{i.tag}-*")}
         root = runtime_paths(self.spec).root
-        stale = ("master-*.fifo", "stats-*.sock", "health-*.sock", "hold-*")
+        stale = ("master-*.fifo", "stats-*.sock", "health-*.sock", "hold-*", "tb-*")
         for path in [p for pattern in stale for p in root.glob(pattern)]:
             if path not in live:
                 _unlink(path)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from supervisor.lifecycle.health import NEXT
+from supervisor.lifecycle.health import CURRENT, NEXT
 from supervisor.lifecycle.machine import Machine
 from supervisor.spec.model import HealthSpec, Spec
 from supervisor.uwsgi.controller import UwsgiController
@@ -25,6 +25,9 @@ from supervisor.uwsgi.failures import summarize_failure
 MAX_ANSWER = 65536  # read this much of the answer at most
 SHOWN_LINES = 3  # lines of the body a refusal quotes
 SHOWN_WIDTH = 160
+# While a swapped-in master bakes: this many 5xx answers to the site, half
+# of its answers or more, roll it back (a check each second would be slower).
+BAD_ANSWERS = 5
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,33 @@ def _body_lines(answer: bytes) -> list[str]:
     return lines
 
 
+def dump_stacks(workers: list[tuple[int, int, Path]], log: Callable[[str], None]) -> None:
+    """Log the Python stacks of stuck workers, read from uWSGI's py-tracebacker
+    sockets ((worker id, pid, socket) each); blocking, so run on a thread."""
+    for wid, pid, path in workers:
+        text = b""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(3.0)
+                sock.connect(str(path))
+                while len(text) < MAX_ANSWER:
+                    chunk = sock.recv(MAX_ANSWER)
+                    if not chunk:
+                        break
+                    text += chunk
+        except OSError as exc:
+            log(f"worker {wid} (pid {pid}) is stuck; no stacks from {path}: {exc}")
+            continue
+        stacks = text.decode("utf-8", "replace").rstrip()
+        log(f"worker {wid} (pid {pid}) is stuck here:\n{stacks}")
+
+
 class Prober:
     """One check at a time, on a thread; `take` hands the result to the loop."""
 
-    def __init__(self, wake: Callable[[], None]) -> None:
+    def __init__(self, wake: Callable[[], None], log: Callable[[str], None]) -> None:
         self.wake = wake
+        self.log = log
         self._thread: Optional[threading.Thread] = None
         self._target = ""
         self._result: Optional[Probe] = None
@@ -137,7 +162,18 @@ class Prober:
         return self._target, result
 
     def drive(self, now: float, machine: Machine, controller: UwsgiController) -> None:
-        """One turn of the loop: report a finished check, start the one due."""
+        """One turn of the loop: report a finished check, start the one due, and
+        while a swapped-in master bakes, read the site's own answers."""
+        current = controller.current
+        if machine.hung and current is not None:  # before the swap retires it
+            stuck = [(w, pid, current.paths.tracebacker(w)) for w, pid in machine.hung]
+            machine.hung = ()
+            threading.Thread(target=dump_stacks, args=(stuck, self.log), daemon=True).start()
+        if machine.bake_until is not None and current is not None:
+            bad, total = current.server_errors, current.answered
+            if bad >= BAD_ANSWERS and 2 * bad >= total:
+                why = f"{bad} of its first {total} requests answered 5xx"
+                machine.health_result(now, CURRENT, False, why)
         taken = self.take()
         if taken is not None:
             target, result = taken
@@ -145,9 +181,9 @@ class Prober:
             inst = controller.next if target == NEXT else controller.current
             if not result.ok and inst is not None:
                 inst.drain_output()  # the app's traceback, if it logged one
-                why = summarize_failure(list(inst.tail), controller.spec.app.chdir)
-                if why:
-                    detail += f"; uWSGI's log: {why}"
+                logged = summarize_failure(list(inst.tail), controller.spec.app.chdir)
+                if logged:
+                    detail += f"; uWSGI's log: {logged}"
             machine.health_result(now, target, result.ok, detail)
         if self.running:
             return

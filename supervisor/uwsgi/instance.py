@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import select
 import signal
 import stat
@@ -18,6 +19,9 @@ from supervisor.uwsgi.command import Command
 from supervisor.uwsgi.fifo import FifoNotReady, write_fifo
 from supervisor.uwsgi.private import open_private
 from supervisor.uwsgi.stats import read_stats
+
+# A request line of uWSGI's log: "... (HTTP/1.1 500) 2 headers in 79 bytes ..."
+ANSWER = re.compile(rb"\(HTTP/[0-9.]+ ([1-5][0-9][0-9])\) ")
 
 # The exit status of an adopted master is its former parent's to collect: we
 # only see that it is gone.
@@ -61,6 +65,10 @@ class Instance:
         self.retire_stage = ""
         self.retire_deadline = 0.0
         self.retire_quit_sent = False
+        self.retire_command = "q"  # "pq" for a paused master: resume, then quit
+        # Answers in uWSGI's request log (its default logging), for the bake.
+        self.answered = 0
+        self.server_errors = 0
 
     @property
     def tag(self) -> str:
@@ -202,6 +210,10 @@ class Instance:
 
     def _emit(self, line: bytes) -> None:
         self.tail.append(line.decode("utf-8", "replace"))
+        answer = ANSWER.search(line)
+        if answer is not None:  # uWSGI's request log: count what the site got
+            self.answered += 1
+            self.server_errors += answer.group(1).startswith(b"5")
         if not self.forward:
             return
         try:
@@ -221,6 +233,7 @@ class Instance:
             os.close(self._log_fd)
             self._log_fd = None
         paths = [self.paths.master_fifo, self.paths.stats, self.paths.health, self.paths.hold]
+        paths += self.paths.root.glob(f"tb-{self.tag}-*")
         if self.forward:
             paths += [self.log_path, self.log_path.with_name(self.log_path.name + ".old")]
         for path in paths:
