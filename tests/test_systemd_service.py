@@ -49,6 +49,7 @@ class App:
     import_delay: float = 0.0
     watch: bool = True
     port: int = 0
+    swap: bool = False  # watch.reload: swap (the health-checked, rolled-back kind)
 
     @property
     def unit(self) -> str:
@@ -79,7 +80,7 @@ class App:
             f"  http: 127.0.0.1:{self.port}\n"
         )
         if not self.watch:
-            text += "watch:\n  enabled: false\n"
+            text += "watch:\n  enabled: false\n" + ("  reload: swap\n" if self.swap else "")
         return text
 
     def source(self, version: str = "v1") -> str:
@@ -96,7 +97,8 @@ STOP = App("stop", port=free_port())
 CRASH = App("crash", port=free_port())
 HANG = App("hang", port=free_port())
 ROOTDROP = App("rootdrop", port=free_port())  # run by root; uWSGI drops to the spec's user
-GOOD_APPS = (DEMO, RELOAD, STOP, CRASH, HANG, ROOTDROP)
+VERIFY = App("verify", watch=False, swap=True, port=free_port())
+GOOD_APPS = (DEMO, RELOAD, STOP, CRASH, HANG, ROOTDROP, VERIFY)
 
 BROKEN = App("broken", port=free_port())
 BROKEN_SPEC = BROKEN.spec().replace("  processes: 2\n", "  processes: two\n")
@@ -273,6 +275,32 @@ def test_reload_returns_once_the_new_code_serves(sd: Systemd) -> None:
     # bare `kill -HUP` only sometimes makes systemctl wait: when RELOADING=1 beats its exit.)
     assert "reloaded: generation 2" in sd.journal(RELOAD.unit)
     print(f"systemctl reload took {took:.2f}s; first request after it {answered:.3f}s")
+
+
+def test_reload_of_a_push_that_fails_on_request_fails_and_keeps_the_old_code(
+    sd: Systemd,
+) -> None:
+    """`systemctl reload` (ExecReload: `reload --wait`) exits non-zero on a push that
+    imports fine but answers 500: the health check refused it, the old code serves."""
+    start(sd, VERIFY)
+    assert get(VERIFY)[1].startswith("v1 pid=")
+    broken = VERIFY.source("v2").replace(
+        '    return f"{VERSION} pid={os.getpid()}\\n"', '    raise RuntimeError("no database")'
+    )
+    assert broken != VERIFY.source("v2"), "the blog app's index view changed"
+    sd.write_file(VERIFY.app_path, broken)
+    cp = sd.systemctl("reload", VERIFY.unit)
+    assert cp.returncode != 0, cp.stdout + cp.stderr
+    assert get(VERIFY)[1].startswith("v1 pid="), "the refused code serves"
+    journal = sd.journal(VERIFY.unit)
+    assert "swap refused: health check failed: GET / answered 500" in journal, journal[-3000:]
+    shown = sd.show(VERIFY.unit, "ActiveState", "NRestarts", "StatusText")
+    assert shown["ActiveState"] == "active" and shown["NRestarts"] == "0", shown
+    assert "answered 500" in shown["StatusText"], shown
+    # The fix reloads, and systemctl says so.
+    sd.write_file(VERIFY.app_path, VERIFY.source("v3"))
+    sd.reload(VERIFY.unit)
+    assert get(VERIFY)[1].startswith("v3 pid=")
 
 
 def _busy_workers(sd: Systemd, app: App) -> int:
