@@ -20,6 +20,7 @@ class Settings:
     wrk_tail: float  # 3w, 3r: seconds of wrk after the first new response
     broken_reps: int
     broken_window: float  # seconds watched after a broken push
+    bad_window: float  # scenario 4b: seconds watched after a push that fails on request
     idle_seconds: float  # scenario 5: the idle window, cut in idle_slices
     idle_slices: int
     tree_files: int  # scenario 5's watched tree
@@ -44,6 +45,7 @@ FULL = Settings(
     wrk_tail=1.0,
     broken_reps=3,
     broken_window=4.0,
+    bad_window=14.0,  # past the 10 s bake
     idle_seconds=60,
     idle_slices=6,
     tree_files=1000,
@@ -67,6 +69,7 @@ QUICK = Settings(
     wrk_tail=0.3,
     broken_reps=1,
     broken_window=1.5,
+    bad_window=6.0,
     idle_seconds=5,
     idle_slices=5,
     tree_files=1000,

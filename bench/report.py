@@ -514,6 +514,33 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             + table(["contender", "failed/requests per run", "after the window"], rows)
             + "\n![broken push](charts/4-broken-push.png)\n"
         )
+    bad = res.get("bad_deploys", [])
+    if bad:
+        rows = [
+            [
+                r["contender"],
+                r["kind"],
+                f"{r['failed']}/{r['requests']}",
+                "serving" if r["serving_after"] else "DOWN",
+                "-" if r["last_failure_s"] is None else f"{r['last_failure_s']:.1f} s",
+            ]
+            for r in bad
+        ]
+        parts.append(
+            "## 4b. Bad deploys\n\nPushes that import fine and fail on request, under light "
+            "load through nginx: an index view that raises, and code that fails every request "
+            "from 2 s after it loaded. Failed requests in the "
+            f"{cfg.bad_window:g} s after the save, whether the site answers 200 after, and "
+            "when its last failed request ended (for a site that recovered). `ours: swap` "
+            "health-checks the new master on its private socket before it takes traffic and "
+            "rolls back within its 10 s bake; `ours: graceful` checks too, but cannot roll "
+            "back.\n\n"
+            + table(
+                ["contender", "push", "failed/requests", "after the window", "last failure"],
+                rows,
+            )
+            + "\n"
+        )
     idle = res.get("overhead", [])
     if idle:
         keys = [

@@ -11,6 +11,7 @@ import http.client
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
 from .net import LOOPBACK, http_get
 
@@ -94,6 +95,12 @@ class Load:
         """Failed requests that were in flight at some time within [t0, t1]."""
         with self._lock:
             return sum(1 for s in self.samples if not s.ok and s.end >= t0 and s.start <= t1)
+
+    def last_failure_between(self, t0: float, t1: float) -> Optional[float]:
+        """When the last failed request within [t0, t1] ended (monotonic), if any."""
+        with self._lock:
+            ends = [s.end for s in self.samples if not s.ok and s.end >= t0 and s.start <= t1]
+        return max(ends, default=None)
 
     def count_between(self, t0: float, t1: float) -> int:
         """All requests that were in flight at some time within [t0, t1]."""
