@@ -167,6 +167,11 @@ class Supervised:
                 self.proc.wait()
         procs.kill_leftovers(self.runtime_dir)
         self.notify.close()
+        # A bug of ours ends the supervisor with "internal error" (exit 70), also
+        # when it only happens while a test winds down: never let that pass.
+        if self.logfile.exists() and "internal error, exiting" in self.log():
+            tail = self.log()[self.log().index("internal error, exiting") :][:3000]
+            raise AssertionError(f"the supervisor hit an internal error:\n{tail}")
 
     def __enter__(self) -> Supervised:
         return self

@@ -234,3 +234,32 @@ def test_a_hung_app_is_replaced_and_its_stuck_workers_stacks_are_logged(
     # 2 failed checks 1 s apart (each waits 1 s for no answer), then a start.
     print(f"hung app replaced {took:.1f} s after every worker blocked")
     assert took < 30
+
+
+def test_after_a_clean_bake_the_paused_master_quits_and_a_stop_during_one_is_clean(
+    short_tmp: Path,
+) -> None:
+    import signal
+
+    from kit.procs import alive
+
+    app = copy_app("blog", short_tmp / "app")
+    code = app / "blog.py"
+    with Supervised(short_tmp, _spec(short_tmp, app, "health:\n  bake: 2s\n")) as sup:
+        sup.start()
+        first = sup.uwsgi_pid()
+        set_version(code, "v2")
+        r = sup.cli("reload", str(sup.spec))  # waits through the bake
+        assert r.returncode == 0 and "reloaded: generation 2" in r.stdout, r.stderr
+        assert sup.state()["reload_done"]["kind"] == "applied"
+        wait_until(lambda: not alive(first), 30, "the paused master gone after the bake")
+        assert "passed its bake" in sup.log()
+        # A stop while the next push bakes: both masters go, the supervisor exits 0.
+        second = sup.uwsgi_pid()
+        set_version(code, "v3")
+        sup.signal(signal.SIGUSR1)
+        wait_until(lambda: sup.uwsgi_pid() != second, 30, "the v3 master")
+        sup.signal(signal.SIGTERM)
+        assert sup.wait_exit(60) == 0
+        assert "internal error" not in sup.log()
+        wait_until(lambda: not alive(second), 30, "the paused master gone after the stop")

@@ -26,14 +26,17 @@ class FifoNotReady(Exception):
 
 
 def write_fifo(path: Path, command: str) -> None:
-    """Write one command byte to the master FIFO, once.
+    """Write command bytes to the master FIFO, once, in one write.
 
     Opens, writes and closes every time: the master re-creates the FIFO after
     each writer closes, so a cached descriptor would point at a dead inode.
+    Several commands ("pq": resume, then quit) go in one write (atomic, far
+    below PIPE_BUF): the master reads them one by one before the writer's
+    close makes it re-create the FIFO, so none is lost in between.
     Raises FifoNotReady when nobody reads it (ENXIO: master between execs;
     ENOENT: not created yet) so the caller can retry on its own schedule.
     """
-    if command not in FIFO_COMMANDS:
+    if not command or any(c not in FIFO_COMMANDS for c in command):
         raise ValueError(f"unknown master FIFO command {command!r}")
     try:
         st = os.stat(path)
