@@ -163,7 +163,7 @@ BREAKAGES = {
 
 @pytest.mark.parametrize("breakage", sorted(BREAKAGES))
 def test_a_broken_push_keeps_the_old_code_serving(short_tmp: Path, breakage: str) -> None:
-    sup, port = start_blog(short_tmp)
+    sup, port = start_blog(short_tmp, "watch:\n  reload: graceful\n")  # the import check's job
     with sup:
         blog = short_tmp / "app" / "blog.py"
         good = blog.read_text()

@@ -154,7 +154,8 @@ def test_deploy_that_deletes_and_recreates_the_app(short_tmp: Path) -> None:
 
 
 def test_broken_push_landing_during_the_check_of_a_good_one(short_tmp: Path) -> None:
-    with site(short_tmp) as s:
+    # The import check gates graceful (and chain) reloads; swap checks a new master.
+    with site(short_tmp, "watch:\n  debounce: 0.3s\n  reload: graceful\n") as s:
 
         def inject() -> Callable[[], object]:
             good = s.code.read_text().replace('VERSION = "v1"', 'VERSION = "v2"')

@@ -23,6 +23,10 @@ from kit.net import free_port, serves
 from kit.procs import cpu_seconds
 from kit.wait import wait_until
 
+# The import check gates the reloads that replace code in place; swap (the
+# default) checks its new master instead. These tests are about the former.
+GRACEFUL = "watch:\n  reload: graceful\n"
+
 
 def blog(short_tmp: Path, extra: str) -> tuple[Supervised, int, Path]:
     app = copy_app("blog", short_tmp / "app")
@@ -74,7 +78,7 @@ def _cpu_while(sup: Supervised, seconds: float) -> float:
 
 
 def test_the_loop_sleeps_during_a_slow_import_check(short_tmp: Path) -> None:
-    sup, port, code = blog(short_tmp, "")
+    sup, port, code = blog(short_tmp, GRACEFUL)
     with sup:
         sup.start()
         text = code.read_text()
@@ -125,7 +129,7 @@ def test_a_deploy_that_deletes_and_recreates_the_app_keeps_serving(short_tmp: Pa
 
 
 def test_the_import_checks_output_is_private(short_tmp: Path) -> None:
-    sup, port, code = blog(short_tmp, "")
+    sup, port, code = blog(short_tmp, GRACEFUL)
     with sup:
         sup.start()
         code.write_text('print("DB_PASSWORD=hunter2")\nraise RuntimeError("no db")\n')
@@ -173,7 +177,7 @@ def test_every_reload_by_command_or_signal_passes_the_import_check(short_tmp: Pa
     """`reload`, SIGHUP and SIGUSR1 used to reload straight onto code that does
     not import (site down); with watch.enabled false they are the only way to
     reload, so each is refused like a broken code push, and the old code serves."""
-    sup, port, code = blog(short_tmp, "watch:\n  enabled: false\n")
+    sup, port, code = blog(short_tmp, "watch:\n  enabled: false\n  reload: graceful\n")
     with sup:
         sup.start()
         good = code.read_text()
@@ -221,7 +225,7 @@ def test_a_broken_push_landing_during_the_check_of_a_good_one_is_not_loaded(
 ) -> None:
     """The reload loads what was checked: a tree that changed while its import
     check ran is checked again (it used to load the broken push: site down)."""
-    sup, port, code = blog(short_tmp, "watch:\n  debounce: 0.2s\n")
+    sup, port, code = blog(short_tmp, GRACEFUL + "  debounce: 0.2s\n")
     with sup:
         sup.start()
         good = code.read_text()

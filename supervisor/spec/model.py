@@ -157,7 +157,9 @@ class WatchSpec:
     exclude: tuple[str, ...] = NEVER_WATCHED
     debounce: float = 0.2  # quiet window after the last change
     max_wait: float = 2.0  # reload at the latest this long after the first change
-    reload: ReloadMode = ReloadMode.GRACEFUL  # one of RELOAD_MODES
+    # Swap: the only mode that health-checks new code before it takes traffic
+    # and can roll back; it runs two masters for the check and the bake.
+    reload: ReloadMode = ReloadMode.SWAP  # one of RELOAD_MODES
     preflight: bool = True
     preflight_timeout: float = 30.0
     poll: bool = False  # force polling instead of inotify
