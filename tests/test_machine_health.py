@@ -209,3 +209,27 @@ def test_failing_checks_with_idle_workers_are_shown_not_acted_on() -> None:
     m.probe_due(now + 10.0)
     m.health_result(now + 10.0, CURRENT, True, OK)
     assert m.health.failure is None and m.liveness_failures == 0
+
+
+def test_a_hung_app_a_swap_cannot_help_is_restarted_next_time() -> None:
+    m, ctl, logs = _running()
+    hang = "GET /: no answer within 5s"
+
+    def hang_for(start: float) -> float:
+        now = start
+        for _ in range(3):
+            now += 10.0
+            assert m.probe_due(now) == CURRENT
+            m.stats(now, stats(11, 12, status="busy"))
+            m.health_result(now, CURRENT, False, hang)
+        return now
+
+    now = hang_for(0.5)
+    assert m.state is State.RELOADING and m.reload is not None
+    assert m.reload.mode is ReloadMode.SWAP
+    m.next_stats(now + 1.0, stats(21, 22))
+    m.probe_due(now + 1.0)
+    m.health_result(now + 6.0, NEXT, False, hang)  # the new master hangs too
+    assert m.state is State.RUNNING and m.hang_swap_refused
+    now = hang_for(now + 6.0)
+    assert m.state is State.STOPPING  # the restart a swap could not give

@@ -60,6 +60,7 @@ class Machine(VerifiedCode):
         self.rollbacks = 0
         self.liveness_failures = 0  # failed checks in a row of the serving master
         self.hung: tuple[tuple[int, int], ...] = ()  # (worker id, pid) to dump, taken by the loop
+        self.hang_swap_refused = False
         self.rolled_back: Optional[str] = None  # why the last rollback happened
         self.release_sent = False
         self.reload: Optional[ReloadRequest] = None  # the one under way

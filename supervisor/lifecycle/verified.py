@@ -37,6 +37,7 @@ class VerifiedCode:
     rolled_back: Optional[str]
     liveness_failures: int
     hung: tuple[tuple[int, int], ...]
+    hang_swap_refused: bool  # the last swap for a hung app found no new master that passed
 
     @property
     def spec(self) -> Spec:
@@ -85,6 +86,7 @@ class VerifiedCode:
     def _promote(self, now: float) -> None:
         assert self.reload is not None
         self.released = None
+        self.hang_swap_refused = False
         health = self.spec.health
         bake = health.enabled and health.bake > 0
         self.ctl.promote_next(now, bake)
@@ -124,7 +126,10 @@ class VerifiedCode:
         self.hung = tuple((w.id, w.pid) for w in busy)
         stuck = ", ".join(f"{w.id} (pid {w.pid})" for w in busy)
         self.log(f"every worker is busy and the app fails its health check: hung; stuck: {stuck}")
-        self.request_reload(now, ReloadMode.SWAP, f"hung: {detail}")
+        # A swap keeps serving what it can; if the last one for a hang was
+        # refused (a new master could not pass either), a restart is left.
+        mode = ReloadMode.RESTART if self.hang_swap_refused else ReloadMode.SWAP
+        self.request_reload(now, mode, f"hung: {detail}")
 
     def _end_bake(self, now: float) -> None:
         self.bake_until = None
@@ -207,6 +212,7 @@ class VerifiedCode:
         self._swap_failed(now, f"the new master exited ({how})" + (f": {error}" if error else ""))
 
     def _swap_failed(self, now: float, why: str) -> None:
+        self.hang_swap_refused = self.reload is not None and self.reload.reason.startswith("hung:")
         self.health.reset()
         self.released = None
         self.ctl.abort_next()
@@ -216,6 +222,7 @@ class VerifiedCode:
         self.reload = None
         # RELOADING -> RUNNING
         self._go(now, State.RUNNING, "swap abandoned")
+        self._check_later(now)  # the old master is watched as before
         self._run_pending(now)
 
     def _check_later(self, now: float) -> None:
