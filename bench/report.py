@@ -527,11 +527,12 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             for r in bad
         ]
         parts.append(
-            "## 4b. Bad deploys\n\nPushes that import fine and fail on request, under light "
-            "load through nginx: an index view that raises, and code that fails every request "
-            "from 2 s after it loaded. Failed requests in the "
-            f"{cfg.bad_window:g} s after the save, whether the site answers 200 after, and "
-            "when its last failed request ended (for a site that recovered). `ours: swap` "
+            "## 4b. Bad deploys\n\nPushes that import fine and fail on request, under "
+            "`wrk -t2 -c32` through nginx: an index view that raises, and code that fails "
+            "every request from 2 s after it loaded. Failed of all requests wrk sent (from "
+            f"0.5 s before the save to {cfg.bad_window:g} s after it), whether the site "
+            "answers 200 after, and when the last failed request ended (for a site that "
+            "recovered; seen by a second, light client). `ours: swap` "
             "health-checks the new master on its private socket before it takes traffic and "
             "rolls back within its 10 s bake; `ours: graceful` checks too, but cannot roll "
             "back.\n\n"

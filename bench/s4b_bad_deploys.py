@@ -3,9 +3,11 @@
 The kinds an import check cannot catch (frameworks load most of their code
 on the first request): an index view that raises, and code that passes a
 first request and fails every one from 2 s after it loaded (a pool that
-runs dry, a cache that expires). Each is pushed under light load through
-nginx; for each contender: failed requests in the window after the push,
-whether the site answers 200 after it, and when the last failure was.
+runs dry, a cache that expires). Each is pushed under `wrk -t2 -c32`
+through nginx; for each contender: the requests wrk sent and the ones
+that failed in the window after the push, whether the site answers 200
+after it, and when the last failure was (seen by a light second client
+that times each request).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Callable
 from bench.common import make_app, remove, scratch
 from bench.config import Settings
 from bench.contenders import make, mtime_spacing, served
+from tests.kit import wrk
 from tests.kit.load import Load
 from tests.kit.net import try_get
 
@@ -62,16 +65,18 @@ def run(cfg: Settings, log: Any) -> list[dict[str, Any]]:
             app = make_app(tmp / "app")
             c = make(name, tmp, tmp / "app")
             try:
-                with served(c, tmp) as nginx, Load(nginx.port, threads=2, pause=0.01) as load:
-                    time.sleep(mtime_spacing(c))
+                with served(c, tmp) as nginx, Load(nginx.port, threads=1, pause=0.02) as load:
+                    spacing = mtime_spacing(c)
+                    hammer = wrk.start(nginx.port, int(spacing + cfg.bad_window + 1))
+                    time.sleep(spacing + 0.5)
                     t0 = time.monotonic()
                     KINDS[kind](app)
                     c.after_save()
                     time.sleep(cfg.bad_window)
                     t1 = time.monotonic()
                     got = try_get(nginx.address, timeout=10.0)
-                    failed = load.failed_between(t0, t1)
-                    total = load.count_between(t0, t1)
+                    r = wrk.finish(hammer, cfg.bad_window + 60)
+                    failed, total = r["failed"], r["requests"]
                     last = load.last_failure_between(t0, t1)
                     still = got is not None and got[0] == 200
                 recovered = round(last - t0, 2) if still and last is not None else None
