@@ -106,10 +106,19 @@ class UwsgiController:
             self._log(f"swapped: uWSGI pid {new.pid} now serves; retiring pid {old.pid}")
 
     def end_bake(self, now: float) -> None:
-        """The new master proved itself: the paused one resumes and quits at once."""
+        """The new master proved itself: the paused one goes.
+
+        It is never resumed to quit: resumed workers would race the new ones
+        for the shared socket, and one caught between accept() and its
+        request by the quit loses that connection. Paused workers hold no
+        connection (they pause after finishing their request), so the
+        paused master is killed as soon as none of its workers is busy.
+        """
         old, self.baking = self.baking, None
         if old is not None:
-            self._retire(old, now, "pq")
+            old.retire_stage = "paused"
+            old.retire_deadline = now + self.spec.stop_timeout
+            self.retiring.append(old)
             self._log(f"retiring uWSGI pid {old.pid}, kept paused for a rollback until now")
 
     def roll_back(self, now: float) -> bool:
@@ -134,11 +143,10 @@ class UwsgiController:
         _link(paths.master_fifo, inst.paths.master_fifo)
         _link(paths.stats, inst.paths.stats)
 
-    def _retire(self, inst: Instance, now: float, command: str = "q") -> None:
+    def _retire(self, inst: Instance, now: float) -> None:
         inst.retire_stage = "quit"
         inst.retire_deadline = now + self.spec.stop_timeout
-        inst.retire_command = command
-        inst.retire_quit_sent = inst.send_fifo(command)
+        inst.retire_quit_sent = inst.send_fifo("q")
         self.retiring.append(inst)
 
     def abort_next(self) -> None:
@@ -237,8 +245,14 @@ class UwsgiController:
                 inst.close()
                 self.retiring.remove(inst)
                 continue
+            if inst.retire_stage == "paused":
+                stats = inst.stats(timeout=0.2)
+                busy = stats is not None and any(w.status == "busy" for w in stats.workers)
+                if not busy or now >= inst.retire_deadline:
+                    inst.kill()  # idle paused workers: nothing in flight to lose
+                continue
             if inst.retire_stage == "quit" and not inst.retire_quit_sent:
-                inst.retire_quit_sent = inst.send_fifo(inst.retire_command)  # between execs
+                inst.retire_quit_sent = inst.send_fifo("q")  # between execs: retry
             if now < inst.retire_deadline:
                 continue
             if inst.retire_stage == "quit":

@@ -30,7 +30,7 @@ def write_fifo(path: Path, command: str) -> None:
 
     Opens, writes and closes every time: the master re-creates the FIFO after
     each writer closes, so a cached descriptor would point at a dead inode.
-    Several commands ("pq": resume, then quit) go in one write (atomic, far
+    Several commands (e.g. "pq": resume, then quit) go in one write (atomic, far
     below PIPE_BUF): the master reads them one by one before the writer's
     close makes it re-create the FIFO, so none is lost in between.
     Raises FifoNotReady when nobody reads it (ENXIO: master between execs;

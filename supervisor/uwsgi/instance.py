@@ -65,7 +65,6 @@ class Instance:
         self.retire_stage = ""
         self.retire_deadline = 0.0
         self.retire_quit_sent = False
-        self.retire_command = "q"  # "pq" for a paused master: resume, then quit
         # Answers in uWSGI's request log (its default logging), for the bake.
         self.answered = 0
         self.server_errors = 0
