@@ -39,7 +39,7 @@ from supervisor.spec.load import load_spec
 pytestmark = [pytest.mark.nginx, pytest.mark.faults, pytest.mark.slow]
 
 PROCESSES = 4
-LOAD_SECONDS = 14  # per fault: 2 s of load before it, the rest to recover in
+LOAD_SECONDS = 11  # per fault: 2 s of load before it, the rest to recover in
 TABLE = Path(__file__).resolve().parent.parent / "bench" / "out" / "faults.md"
 BROKEN = "def broken(:\n"  # SyntaxError at import
 
