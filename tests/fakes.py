@@ -122,3 +122,19 @@ def stats(
         for i, pid in enumerate(pids)
     )
     return Stats(pid=100, version="2.0.31", listen_queue=listen_queue, workers=workers)
+
+
+def make_checked_machine(**health: Any) -> tuple[Machine, FakeController, list[str]]:
+    """A machine with the health check on (`health` overrides), started, its two
+    workers serving and its checks passed: RUNNING, the controller's calls cleared."""
+    from supervisor.lifecycle.health import CURRENT
+
+    m, ctl, logs = make_machine(make_health_spec(**health))
+    m.start(0.0)
+    m.stats(0.1, stats(11, 12))
+    for now in (0.2, 0.5):
+        assert m.probe_due(now) == CURRENT
+        m.health_result(now, CURRENT, True, "GET / answered 200")
+    assert m.state.value == "running"
+    ctl.calls.clear()
+    return m, ctl, logs

@@ -6,7 +6,7 @@ the machine asks for (`probe_due`) and reports an outcome (`health_result`).
 
 from __future__ import annotations
 
-from fakes import FakeController, make_health_spec, make_machine, stats
+from fakes import FakeController, make_checked_machine, make_health_spec, make_machine, stats
 
 from supervisor.lifecycle.health import BAKE_PROBE, CURRENT, NEXT, PROBE_GAP, PROBE_RETRY
 from supervisor.lifecycle.machine import Machine
@@ -37,14 +37,7 @@ def test_ready_at_start_waits_for_consecutive_passes() -> None:
 
 
 def _swapping() -> tuple[Machine, FakeController, list[str]]:
-    m, ctl, logs = make_machine(make_health_spec())
-    m.start(0.0)
-    m.stats(0.1, stats(11, 12))
-    for now in (0.2, 0.5):
-        m.probe_due(now)
-        m.health_result(now, CURRENT, True, OK)
-    assert m.state is State.RUNNING
-    ctl.calls.clear()
+    m, ctl, logs = make_checked_machine()
     m.request_reload(1.0, ReloadMode.SWAP, "blog.py changed")
     assert ctl.calls == ["RELOADING", "spawn next"]
     return m, ctl, logs
@@ -80,12 +73,7 @@ def test_a_candidate_that_fails_is_abandoned_and_says_why() -> None:
 
 
 def test_a_graceful_reload_that_fails_the_check_is_reported_not_hidden() -> None:
-    m, ctl, logs = make_machine(make_health_spec())
-    m.start(0.0)
-    m.stats(0.1, stats(11, 12))
-    for now in (0.2, 0.5):
-        m.probe_due(now)
-        m.health_result(now, CURRENT, True, OK)
+    m, ctl, logs = make_checked_machine()
     m.request_reload(1.0, ReloadMode.GRACEFUL, "blog.py changed")
     m.stats(2.0, stats(21, 22))
     assert m.state is State.RELOADING and m.probe_due(2.0) == CURRENT
@@ -159,14 +147,7 @@ def test_a_newer_reload_during_the_bake_lets_the_paused_master_go() -> None:
 
 
 def _running() -> tuple[Machine, FakeController, list[str]]:
-    m, ctl, logs = make_machine(make_health_spec(interval=10.0, failures=3))
-    m.start(0.0)
-    m.stats(0.1, stats(11, 12))
-    for now in (0.2, 0.5):
-        m.probe_due(now)
-        m.health_result(now, CURRENT, True, OK)
-    ctl.calls.clear()
-    return m, ctl, logs
+    return make_checked_machine(interval=10.0, failures=3)
 
 
 def test_a_running_master_is_checked_every_interval() -> None:

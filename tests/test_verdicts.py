@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from fakes import FakeController, make_health_spec, make_machine, stats
+from fakes import FakeController, make_checked_machine, stats
 
 from supervisor.lifecycle.health import CURRENT, NEXT
 from supervisor.lifecycle.machine import Machine
@@ -15,13 +15,7 @@ OK = "GET / answered 200"
 
 
 def _running_with_health() -> tuple[Machine, FakeController]:
-    m, ctl, logs = make_machine(make_health_spec())
-    m.start(0.0)
-    m.stats(0.1, stats(11, 12))
-    for now in (0.2, 0.5):
-        m.probe_due(now)
-        m.health_result(now, CURRENT, True, OK)
-    assert m.state is State.RUNNING
+    m, ctl, _ = make_checked_machine()
     return m, ctl
 
 
