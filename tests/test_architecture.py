@@ -14,6 +14,7 @@ from supervisor.spec.model import (
     NEVER_WATCHED,
     BackoffSpec,
     HealthSpec,
+    MetricsSpec,
     RestartSpec,
     Spec,
     UwsgiSpec,
@@ -31,6 +32,7 @@ ALLOWED = {
     "systemd": {"spec"},
     "uwsgi": {"spec", "lifecycle"},
     "codepush": {"spec", "lifecycle", "uwsgi"},
+    "metrics": {"spec", "lifecycle"},
 }
 # Lines. Past ~300 a module usually does more than one job; the longest today are
 # the code watcher (arming watches across symlink flips, one job), about 370, and
@@ -169,6 +171,7 @@ WHERE: dict[str, tuple[type, str]] = {
     "health.bake": (HealthSpec, "bake"),
     "health.interval": (HealthSpec, "interval"),
     "health.failures": (HealthSpec, "failures"),
+    "metrics.listen": (MetricsSpec, "listen"),
 }
 
 

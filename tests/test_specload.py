@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.spec import load as specload
+from supervisor.spec.hostchecks import default_state_dir
 from supervisor.spec.load import Problem, SpecError, load_spec, parse_duration
 from supervisor.spec.model import (
     DEFAULT_WATCH_INCLUDE,
@@ -28,6 +29,7 @@ from supervisor.spec.model import (
     Address,
     AppSpec,
     BackoffSpec,
+    MetricsSpec,
     NginxSpec,
     RestartSpec,
     Spec,
@@ -154,6 +156,9 @@ uwsgi:
     ratio: 1.50
     attach-daemon: [sleep 100, "echo 'hi'"]
 runtime_dir: /run/blog
+state_dir: /var/lib/blog
+metrics:
+  listen: 127.0.0.1:9117
 logto: {APPDIR}/logs/uwsgi.log
 nginx:
   static:
@@ -240,6 +245,8 @@ def test_full_spec_round_trips(appdir: Path, environ: dict[str, str], tmp_path: 
             reset_after=120.0,
             max_attempts=5,
         ),
+        metrics=MetricsSpec(listen=Address(host="127.0.0.1", port=9117)),
+        state_dir=Path("/var/lib/blog"),
         start_timeout=120.0,
         reload_timeout=45.0,
         stop_timeout=10.0,
@@ -260,8 +267,10 @@ def test_minimal_spec_gets_every_default(appdir: Path, tmp_path: Path) -> None:
         app=AppSpec("blog", "app", False, appdir / "app"),
         uwsgi=UwsgiSpec(binary=spec.uwsgi.binary, socket=Address(path=Path("/run/x/app.sock"))),
         runtime_dir=Path("/run/x"),
+        state_dir=default_state_dir("my-blog", {}),
     )
     assert spec.watch == WatchSpec()
+    assert spec.metrics.listen is None  # off unless asked for
     assert spec.watch.include == DEFAULT_WATCH_INCLUDE
     assert spec.watch_paths == (appdir / "app",)
     found = beside if os.access(beside, os.X_OK) else appdir / "bin" / "uwsgi"

@@ -295,6 +295,19 @@ def check_runtime_dir(path: Path) -> None:
         raise ValueError(f"{path} cannot be created: {place} is {what}")
 
 
+def default_state_dir(name: str, environ: Mapping[str, str]) -> Path:
+    """systemd's STATE_DIRECTORY, else /var/lib/... for root, else a per-user dir."""
+    first = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if os.path.isabs(first):
+        return Path(first)
+    if os.geteuid() == 0:
+        return Path("/var/lib/uwsgi-supervisor") / name
+    xdg = environ.get("XDG_STATE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "uwsgi-supervisor" / name
+    return Path(os.path.expanduser("~")) / ".local" / "state" / "uwsgi-supervisor" / name
+
+
 def default_runtime_dir(name: str, environ: Mapping[str, str]) -> Path:
     """systemd's RUNTIME_DIRECTORY, else /run/... for root, else a per-user dir."""
     first = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]

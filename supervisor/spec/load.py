@@ -22,6 +22,7 @@ from supervisor.spec.hostchecks import (
     absolute_path,
     check_runtime_dir,
     default_runtime_dir,
+    default_state_dir,
     existing_dir,
     existing_group,
     existing_path,
@@ -33,6 +34,7 @@ from supervisor.spec.hostchecks import (
     uwsgi_binary,
     virtualenv_dir,
 )
+from supervisor.spec.metrics import metrics_section
 from supervisor.spec.model import (
     DEFAULT_WATCH_INCLUDE,
     NEVER_WATCHED,
@@ -69,7 +71,7 @@ __all__ = ["Problem", "SpecError", "load_spec", "parse_duration"]
 
 TOP_KEYS = (
     "name", "user", "group", "app", "uwsgi", "runtime_dir", "logto",
-    "nginx", "watch", "restart", "start", "reload", "stop", "health",
+    "nginx", "watch", "restart", "start", "reload", "stop", "health", "metrics", "state_dir",
 )  # fmt: skip
 SECTION_KEYS = {
     "app": ("module", "chdir", "virtualenv", "env"),
@@ -87,6 +89,7 @@ SECTION_KEYS = {
         "enabled", "path", "expect", "host", "timeout", "passes", "bake", "interval", "failures",
     ),
     "restart.backoff": ("initial", "max", "factor", "jitter"),
+    "metrics": ("listen",),
     "start": ("timeout",),
 }  # fmt: skip
 # A section's key written at the top level: point to where it belongs.
@@ -153,6 +156,9 @@ def _spec(root: Section, path: Path, env: Mapping[str, str], tree: bool) -> Spec
         restart=_restart(root.section("restart", SECTION_KEYS["restart"])),
         nginx=_nginx(root.section("nginx", SECTION_KEYS["nginx"]), socket),
         health=health_section(root.section("health", SECTION_KEYS["health"])),
+        metrics=metrics_section(root.section("metrics", SECTION_KEYS["metrics"])),
+        state_dir=root.get("state_dir", from_text(runtime_dir_path), None, nullable=True)
+        or default_state_dir(name, env),
         start_timeout=_timeout(root, "start", Spec.start_timeout),
         reload_timeout=_timeout(root, "reload", Spec.reload_timeout),
         stop_timeout=_timeout(root, "stop", Spec.stop_timeout),

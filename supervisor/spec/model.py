@@ -166,6 +166,13 @@ class WatchSpec:
 
 
 @dataclass(frozen=True)
+class MetricsSpec:
+    # Where /metrics is served (Prometheus text format): loopback TCP or a
+    # unix socket. None: not served.
+    listen: Optional[Address] = None
+
+
+@dataclass(frozen=True)
 class HealthSpec:
     """A real HTTP request that new code must answer before it takes traffic.
 
@@ -231,6 +238,10 @@ class Spec:
     restart: RestartSpec = field(default_factory=RestartSpec)
     nginx: NginxSpec = field(default_factory=NginxSpec)
     health: HealthSpec = field(default_factory=HealthSpec)
+    metrics: MetricsSpec = field(default_factory=MetricsSpec)
+    # The event history's dir (kept across restarts and reboots); the loader
+    # always sets it (see hostchecks.default_state_dir). None: no history.
+    state_dir: Optional[Path] = None
     start_timeout: float = 60.0  # spawn to every worker serving
     reload_timeout: float = 60.0  # reload begun to every worker serving new code
     stop_timeout: float = 30.0  # `q` sent to SIGINT
