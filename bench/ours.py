@@ -57,7 +57,10 @@ class Ours:
                 mode=mode,
             )
         )
-        self.logfile = tmp / "supervisor.log"
+        # Not beside the app dir, whose parent the supervisor watches (a tree
+        # deleted and recreated): in production this output goes to the journal.
+        (tmp / "logs").mkdir(exist_ok=True)
+        self.logfile = tmp / "logs" / "supervisor.log"
         self.mark = str(tmp)
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.spawned_at = 0.0
@@ -74,6 +77,7 @@ class Ours:
     def _spawn(self, argv: list[str], pass_fds: tuple[int, ...] = ()) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env[MARK] = self.mark
+        env["STATE_DIRECTORY"] = str(self.tmp / "state")  # the event history: not /var/lib
         for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
             env.pop(name, None)
         with open(self.logfile, "ab") as out:

@@ -24,6 +24,13 @@ def summary(found: list[Optional[float]]) -> Stat:
     return statistics.median(xs), min(xs), max(xs), len(xs)
 
 
+def mean(found: list[Optional[float]]) -> float:
+    """The mean of the values that exist (0.0 if none): over equal time slices,
+    the whole window's figure."""
+    xs = [float(v) for v in found if v is not None]
+    return statistics.fmean(xs) if xs else 0.0
+
+
 def total(found: list[Any]) -> Stat:
     """A sum drawn as a bar without whiskers."""
     xs = [v for v in found if v is not None]

@@ -1,4 +1,5 @@
-"""Scenario 5: idle RSS and CPU of the supervising process, and py-autoreload's polling CPU.
+"""Scenario 5: idle RSS, CPU and wake-ups of the supervising process, and
+py-autoreload's polling CPU.
 
 The four contenders idle side by side (2 cores, all idle): our supervisor
 watching a tree of ~1,000 files, supervisord, uWSGI with py-autoreload=1 and
@@ -14,7 +15,7 @@ from bench.alternatives import PlainUwsgi, Supervisord
 from bench.common import make_app, make_tree, remove, scratch
 from bench.config import Settings
 from bench.ours import Ours
-from tests.kit.procs import children, cpu_seconds, rss_mib
+from tests.kit.procs import children, cpu_ns, cpu_seconds, rss_mib, wakeups
 from tests.kit.wait import wait_until
 
 
@@ -43,6 +44,8 @@ def run(cfg: Settings, log: Any) -> list[dict[str, Any]]:
         span = cfg.idle_seconds / cfg.idle_slices
         for i in range(cfg.idle_slices):
             before = {k: cpu_seconds(p) for k, p in watched.items()}
+            woke = {k: wakeups(p) for k, p in watched.items()}
+            ns = {k: cpu_ns(p) for k, p in watched.items()}
             tree_before = {k: sum(cpu_seconds(p) for p in ps) for k, ps in trees.items()}
             master_before = {k: cpu_seconds(ps[0]) for k, ps in trees.items()}
             t0 = time.monotonic()
@@ -52,6 +55,8 @@ def run(cfg: Settings, log: Any) -> list[dict[str, Any]]:
             for k, p in watched.items():
                 row[f"{k}_cpu_pct"] = 100 * (cpu_seconds(p) - before[k]) / dt
                 row[f"{k}_rss_mib"] = rss_mib(p)
+                row[f"{k}_wakeups_per_min"] = 60 * (wakeups(p) - woke[k]) / dt
+                row[f"{k}_cpu_exact_pct"] = 100 * (cpu_ns(p) - ns[k]) / 1e9 / dt
             for k, ps in trees.items():
                 row[f"uwsgi_{k}_cpu_pct"] = (
                     100 * (sum(cpu_seconds(p) for p in ps) - tree_before[k]) / dt
@@ -63,9 +68,12 @@ def run(cfg: Settings, log: Any) -> list[dict[str, Any]]:
             rows.append(row)
             log(
                 f"idle slice {i}: ours {row['ours_rss_mib']:.1f} MiB "
-                f"{row['ours_cpu_pct']:.2f}% CPU; "
+                f"{row['ours_cpu_pct']:.2f}% CPU ({row['ours_cpu_exact_pct']:.3f}% exact); "
                 f"supervisord {row['supervisord_rss_mib']:.1f} MiB "
-                f"{row['supervisord_cpu_pct']:.2f}%; "
+                f"{row['supervisord_cpu_pct']:.2f}% ({row['supervisord_cpu_exact_pct']:.3f}%); "
+                "wake-ups/min: ours "
+                f"{row['ours_wakeups_per_min']:.0f}, supervisord "
+                f"{row['supervisord_wakeups_per_min']:.0f}; "
                 f"py-autoreload extra {row['autoreload_extra_cpu_pct']:.2f}%"
             )
     finally:

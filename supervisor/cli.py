@@ -1,4 +1,4 @@
-"""Command line: check, run, status, reload, render."""
+"""Command line: check, run, status, reload, render, events."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from supervisor import __version__
+from supervisor import __version__, eventscli
 from supervisor.exitcodes import Exit
 from supervisor.lifecycle.samples import Stats
 from supervisor.lifecycle.states import TROUBLE_STATES, State
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("what", choices=["nginx", "unit", "socket"])
     rd.add_argument("spec", type=Path)
     rd.set_defaults(func=cmd_render)
+    eventscli.add_parser(sub)
     return p
 
 

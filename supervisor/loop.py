@@ -8,23 +8,24 @@ machine's announcements and a snapshot to the one publisher.
 
 from __future__ import annotations
 
-import os
-import selectors
 import signal
 import time
 import traceback
 from typing import TYPE_CHECKING, Callable, Optional
 
+from supervisor.cadence import STATS_IDLE, Cadence
 from supervisor.codepush.gate import Gate
 from supervisor.exitcodes import Exit
+from supervisor.history import History
 from supervisor.lifecycle.machine import Machine
-from supervisor.lifecycle.states import POLLED_STATES, WAITING_STATES, State
+from supervisor.lifecycle.states import POLLED_STATES, State
 from supervisor.logs import Logger
-from supervisor.publish import Publisher, socket_docs, take_snapshot
+from supervisor.metrics import Counters, MetricsServer, View, start_metrics
+from supervisor.publish import Publisher, socket_docs, take_snapshot, view_of
 from supervisor.respec import SpecRereader, unappliable
 from supervisor.spec.model import LiveSpec, ReloadMode, Spec, runtime_paths
 from supervisor.status import Snapshot, SocketDoc
-from supervisor.systemd.notify import Notifier, watchdog_period
+from supervisor.systemd.notify import Notifier
 from supervisor.uwsgi.command import (
     chain_refusal,
     chain_reload_loads_new_code,
@@ -43,15 +44,13 @@ from supervisor.uwsgi.runtime import (
 )
 from supervisor.uwsgi.startup import take_over
 from supervisor.verdicts import Verdicts
+from supervisor.wakeups import Wakeups
 
 if TYPE_CHECKING:
     from supervisor.codepush.glue import CodePush
 
-STATS_FAST = 0.05  # while starting or reloading: readiness is noticed this soon
-STATS_SLOW = 1.0  # while running: also the watchdog's evidence of life
-OUTPUT_POLL = 0.2  # how often uWSGI's log file is tailed into ours
 RETIRE_POLL = 0.05  # how often a master retiring after a swap is checked on
-LONGEST_SLEEP = 1.0
+LONGEST_SLEEP = STATS_IDLE
 # A master that lost its stats socket is replaced through a swap, tried at
 # most this often (a swap onto code that no longer starts keeps the old one).
 REPAIR_EVERY = 30.0
@@ -66,6 +65,11 @@ class Loop:
         self.machine = Machine(self.live, self.controller, log.info)
         # Every reload passes the gate: code pushes, `reload`, SIGHUP, SIGUSR1/2.
         self.verdicts = Verdicts()
+        self.history = History(spec.name, spec.state_dir, log.error, log.journal)
+        self.counters = Counters()  # the metrics count what the history records
+        self.history.listeners.append(self.counters.count)
+        self.metrics: Optional[MetricsServer] = None  # when metrics.listen is set
+        self.view: Optional[View] = None  # what a scrape shows: replaced each turn
         self.gate = Gate(
             self.live,
             self.machine,
@@ -73,17 +77,15 @@ class Loop:
             lambda seqs: self.verdicts.forwarded(
                 seqs, self.machine.generation, self.machine.rollbacks
             ),
-            self.verdicts.refused,
+            self._refused,
         )
         self.publisher = Publisher(
             self.notifier, lambda: runtime_paths(self.spec).state, log.error
         )
-        self.sel = selectors.DefaultSelector()
+        self.wakeups = Wakeups()
+        self.wake = self.wakeups.wake  # for other threads: the code watcher, checks
         self.signals: list[int] = []
-        self.wake_r, self.wake_w = os.pipe()
-        self.last_stats_poll = 0.0
-        self.watchdog = watchdog_period(os.environ)
-        self.next_watchdog = 0.0
+        self.cadence = Cadence(self.machine, self.controller, self.notifier)
         self.codepush: Optional[CodePush] = None  # when watch.enabled
         self.sockets: tuple[SocketDoc, ...] = ()  # sampled with the stats
         self.watch_error: Optional[str] = None
@@ -95,8 +97,8 @@ class Loop:
             signal.SIGTERM: lambda now: self._stop_signal(now, "SIGTERM"),
             signal.SIGINT: lambda now: self._stop_signal(now, "SIGINT"),
             signal.SIGHUP: self._reread_spec,
-            signal.SIGUSR1: lambda now: self._signal_reload(now, self.spec.watch.reload),
-            signal.SIGUSR2: lambda now: self._signal_reload(now, ReloadMode.CHAIN),
+            signal.SIGUSR1: lambda now: self._signal_reload(now, self.spec.watch.reload, "SIGUSR1"),
+            signal.SIGUSR2: lambda now: self._signal_reload(now, ReloadMode.CHAIN, "SIGUSR2"),
             signal.SIGCHLD: lambda now: None,  # only wakes the loop: exits are polled
         }
 
@@ -111,19 +113,9 @@ class Loop:
         self.signals.append(signum)
 
     def install_signals(self) -> None:
-        for fd in (self.wake_r, self.wake_w):
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        self.wakeups.install()
         for sig in self.on_signal:
             signal.signal(sig, self._on_signal)
-        self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
-
-    def wake(self) -> None:
-        """Wake the loop from another thread (the code watcher)."""
-        try:
-            os.write(self.wake_w, b"\0")
-        except BlockingIOError:
-            pass
 
     # -- run --------------------------------------------------------------------
 
@@ -131,12 +123,13 @@ class Loop:
         self.install_signals()
         try:
             orphan = take_over(
-                self.spec, self.controller, self.log.info, self.log.warning, self._idle_ping
+                self.spec, self.controller, self.log.info, self.log.warning, self.cadence.idle_ping
             )
         except ListenerError as exc:
             self.log.error(str(exc))
             return Exit.CONFIG
         self._start_watching()
+        self.metrics = start_metrics(self.spec, lambda: self.view, self.counters, self.log.error)
         try:
             if orphan is not None:
                 self.controller.adopt(orphan)
@@ -158,13 +151,16 @@ class Loop:
                 if self.codepush is not None:
                     self.codepush.tick(now)
                 self.gate.tick(now)
-                self._ping(now)
+                self.cadence.ping(now)
                 self._publish(now)
         finally:
             self.gate.cancel()
             if self.codepush is not None:
                 self.codepush.stop()
             self.controller.end_all()
+            self.wakeups.close()
+            if self.metrics is not None:
+                self.metrics.close()
             if self.controller.listeners is not None:
                 self.controller.listeners.close()
         self._publish(time.monotonic(), force=True)
@@ -184,32 +180,26 @@ class Loop:
             self.codepush = None
 
     def _wait(self, now: float) -> None:
-        deadlines = [
-            self._stats_due(),
-            self.next_watchdog if self.watchdog else None,
+        self.wakeups.sleep_until(now, [
+            self.cadence.stats_due(),
+            self.cadence.ping_due(),
             self.machine.next_deadline(),
             self.codepush.deadline() if self.codepush is not None else None,
             self.gate.deadline(),
             now + RETIRE_POLL if self.controller.retiring else None,
-            now + OUTPUT_POLL if self.controller.instances() else None,
             now + RETIRE_POLL if self.notifier.pending else None,
-        ]
-        soonest = min((d for d in deadlines if d is not None), default=now + LONGEST_SLEEP)
-        timeout = max(0.0, min(soonest - now, LONGEST_SLEEP))
-        for key, _ in self.sel.select(timeout):
-            if key.data == "wake":
-                try:
-                    while os.read(self.wake_r, 4096):
-                        pass
-                except BlockingIOError:
-                    pass
+            *self.wakeups.deadlines(now, bool(self.controller.instances())),
+        ], longest=LONGEST_SLEEP, slack=self.cadence.slack())
 
     def _forward_output(self) -> None:
-        for inst in self.controller.instances():
+        instances = self.controller.instances()
+        self.wakeups.before_reading()
+        for inst in instances:
             try:
                 inst.drain_output()
             except OSError as exc:
                 self.log.error(f"cannot read uWSGI's log {inst.log_path}: {exc}")
+        self.wakeups.after_reading(inst.log_path for inst in instances)
 
     def _handle_signals(self, now: float) -> None:
         while self.signals:
@@ -230,13 +220,13 @@ class Loop:
             return
         if isinstance(new, Exception):
             self.log.error(f"SIGHUP: spec is invalid, keeping the running config:\n{new}")
-            self._refuse_reload(str(new))
+            self._refuse_reload(str(new), "SIGHUP")
             return
         old = self.spec
         refusal = unappliable(old, new)
         if refusal is not None:
             self.log.error(refusal)
-            self._refuse_reload(refusal)
+            self._refuse_reload(refusal, "SIGHUP")
             return
         restart = needs_restart(old, new)
         if sockets_differ(old, new) and not self._reopen_sockets(new):
@@ -259,22 +249,26 @@ class Loop:
         except (ListenerError, OSError, KeyError) as exc:
             message = f"SIGHUP: {exc}; keeping the running config"
             self.log.error(message)
-            self._refuse_reload(message)
+            self._refuse_reload(message, "SIGHUP")
             return False
         return True
 
-    def _signal_reload(
-        self, now: float, mode: ReloadMode, reason: str = "reload requested"
-    ) -> None:
+    def _signal_reload(self, now: float, mode: ReloadMode, reason: str) -> None:
         if mode is ReloadMode.CHAIN and not chain_reload_loads_new_code(self.spec):
             message = chain_refusal(self.spec)
             self.log.error(message)
-            self._refuse_reload(message)
+            self._refuse_reload(message, reason)
             return
         self.gate.request(now, mode, reason, self.verdicts.next_seq())
 
-    def _refuse_reload(self, message: str) -> None:
+    def _refuse_reload(self, message: str, trigger: str) -> None:
         self.verdicts.refuse_now(message)
+        self.history.refused(message, "refused", trigger)
+
+    def _refused(self, seqs: tuple[int, ...], why: str, kind: str, trigger: str) -> None:
+        """The gate kept a reload from uWSGI."""
+        self.verdicts.refused(seqs, why, kind)
+        self.history.refused(why, kind, trigger)
 
     # -- uWSGI: exits, stats, watchdog ---------------------------------------------
 
@@ -291,16 +285,9 @@ class Loop:
         self.log.info(f"uWSGI exited: {how}" + (f": {error}" if error else ""))
         self.machine.child_exited(now, how)
 
-    def _stats_due(self) -> float:
-        """When to read the stats socket next: the interval follows the state
-        *now*, so a reload that began mid-interval is checked within 50 ms."""
-        fast = self.machine.state in WAITING_STATES
-        return self.last_stats_poll + (STATS_FAST if fast else STATS_SLOW)
-
     def _poll_stats(self, now: float) -> None:
-        if now < self._stats_due():
+        if not self.cadence.poll_stats_now(now):
             return
-        self.last_stats_poll = now
         self.sockets = socket_docs(self.controller.listeners)
         m = self.machine
         if m.state not in POLLED_STATES or self.controller.current is None:
@@ -323,22 +310,16 @@ class Loop:
         self.log.error(f"{lost}: replacing uWSGI through a swap (the app keeps serving)")
         self.machine.request_reload(now, ReloadMode.SWAP, lost)
 
-    def _ping(self, now: float) -> None:
-        if not self.watchdog or now < self.next_watchdog:
-            return
-        self.next_watchdog = now + self.watchdog / 2
-        if self.machine.watchdog_ok(now, stale_after=max(self.watchdog / 2, 2 * STATS_SLOW)):
-            self.notifier.watchdog()
-
-    def _idle_ping(self) -> None:
-        if self.watchdog:
-            self.notifier.watchdog()
-
     # -- the one outlet ---------------------------------------------------------
 
     def _publish(self, now: float, force: bool = False) -> None:
         self.verdicts.settle(self.machine, self.controller.last_error)
+        self.history.take(
+            self.machine, now, self.controller.tail, self.spec.app.chdir, self.controller.last_error
+        )
         snap = self.snapshot(now)
+        if self.metrics is not None:
+            self.view = view_of(snap, self.machine.last_stats_ok, now)
         announced, self.machine.announcements = self.machine.announcements, []
         self.publisher.announce(announced, snap, now)
         self.publisher.publish(snap, now, force=force)

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 from supervisor.lifecycle.effects import Announcement
 from supervisor.lifecycle.machine import Machine
 from supervisor.lifecycle.states import State
+from supervisor.metrics import View
 from supervisor.spec import tree_problems
 from supervisor.spec.model import Spec
 from supervisor.status import (
@@ -144,6 +145,8 @@ def _unhealthy(m: Machine) -> Optional[str]:
 def _why_down(spec: Spec, m: Machine, ctl: UwsgiController) -> Optional[str]:
     """Why uWSGI last failed; in backoff, first what a deploy still owes the tree
     (uWSGI cannot start without it)."""
+    if m.state is State.RUNNING:
+        return None  # shown only while not running; and not worth a look per turn
     if m.state is State.BACKOFF:
         missing = tree_problems(spec)
         if missing:
@@ -168,3 +171,18 @@ def socket_docs(listeners: Optional[Listeners]) -> tuple[SocketDoc, ...]:
             )
         )
     return tuple(docs)
+
+
+def view_of(snap: Snapshot, stats_ok_at: Optional[float], now: float) -> View:
+    """The metrics' picture of the supervisor at `now` (built each turn: only references)."""
+    backoff = snap.state is State.BACKOFF and snap.deadline is not None
+    return View(
+        state=snap.state,
+        generation=snap.generation,
+        crashes=snap.crashes,
+        backoff_delay=max(0.0, (snap.deadline or now) - now) if backoff else 0.0,
+        watcher=snap.watching or "off",
+        stats=snap.stats.doc if snap.stats is not None else None,
+        stats_age=now - stats_ok_at if stats_ok_at is not None else None,
+        sockets=snap.sockets,
+    )

@@ -115,10 +115,10 @@ def status_line(s: Snapshot, now: float, wall: float) -> str:
     total = s.processes
     serving = stats.serving_workers if stats else 0
     if s.state is State.RUNNING:
-        line = f"serving: {serving}/{total} workers"
-        if stats is not None:
-            line += f", {stats.requests} requests"
-        line += f", generation {s.generation}"
+        # No request count: a line that changes with every request would be
+        # resent (and the state file rewritten) on every look at an idle app.
+        # `status` and the metrics have the counts.
+        line = f"serving: {serving}/{total} workers, generation {s.generation}"
         if s.last_reload is not None:
             at, reason = s.last_reload
             line += f", last reload {ago(max(0.0, wall - at))} ({reason})"

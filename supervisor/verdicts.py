@@ -58,26 +58,33 @@ class Verdicts:
         """Record the outcome of the reload handed to the machine, once there is one."""
         if not self.awaiting:
             return
-        if m.rollbacks > self.awaiting_rollbacks:
-            ok, message, kind = False, m.rolled_back or "rolled back", "rolled back"
-        elif m.state is State.RUNNING and m.bake_until is not None:
-            return  # verified only once the bake is over
-        elif m.state is State.RUNNING and m.reload is None and m.pending is None:
-            if m.generation > self.awaiting_generation and m.reload_unhealthy:
-                ok, message = False, m.reload_unhealthy
-                kind = "applied, health check failing"
-            elif m.generation > self.awaiting_generation:
-                ok, message, kind = True, f"reloaded: generation {m.generation}", "applied"
-            else:  # a swap whose new master never served: the old code serves
-                message = m.swap_failed or "the reload did not complete"
-                ok, kind = False, _refusal_kind(message)
-        elif m.state in (State.BACKOFF, State.FATAL, State.STOPPED):
-            ok, message = False, f"reload failed: {m.state.value}: {last_error()}"
-            kind = "failed"
-        else:
+        outcome = reload_outcome(m, self.awaiting_generation, self.awaiting_rollbacks, last_error)
+        if outcome is None:
             return
-        self._decide(self.awaiting, ok, message, kind)
+        self._decide(self.awaiting, *outcome)
         self.awaiting = 0
+
+
+def reload_outcome(
+    m: Machine, generation: int, rollbacks: int, last_error: Callable[[], Optional[str]]
+) -> Optional[tuple[bool, str, str]]:
+    """(ok, message, kind) of a reload handed to the machine when it served
+    `generation` after `rollbacks` rollbacks; None while it is not decided."""
+    if m.rollbacks > rollbacks:
+        return False, m.rolled_back or "rolled back", "rolled back"
+    if m.state is State.RUNNING and m.bake_until is not None:
+        return None  # verified only once the bake is over
+    if m.state is State.RUNNING and m.reload is None and m.pending is None:
+        if m.generation > generation and m.reload_unhealthy:
+            return False, m.reload_unhealthy, "applied, health check failing"
+        if m.generation > generation:
+            return True, f"reloaded: generation {m.generation}", "applied"
+        # a swap whose new master never served: the old code serves
+        message = m.swap_failed or "the reload did not complete"
+        return False, message, _refusal_kind(message)
+    if m.state in (State.BACKOFF, State.FATAL, State.STOPPED):
+        return False, f"reload failed: {m.state.value}: {last_error()}", "failed"
+    return None
 
 
 def _refusal_kind(message: str) -> str:

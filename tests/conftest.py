@@ -16,6 +16,24 @@ import pytest
 from kit import nginx
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_directory() -> Iterator[Path]:
+    """Every supervisor a test starts keeps its event history here, as under
+    systemd's StateDirectory=, never in the host's /var/lib (the harness gives
+    each supervisor a dir of its own)."""
+    path = Path(tempfile.mkdtemp(prefix="usup-state-", dir="/tmp"))
+    old = os.environ.get("STATE_DIRECTORY")
+    os.environ["STATE_DIRECTORY"] = str(path)
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop("STATE_DIRECTORY", None)
+        else:
+            os.environ["STATE_DIRECTORY"] = old
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="usup-", dir="/tmp"))

@@ -103,6 +103,9 @@ class Supervised:
         self.notify = NotifySocket(tmp / f"notify-{Supervised.count}.sock")
         self.logfile = tmp / f"{name}.log"
         self.env = dict(os.environ, NOTIFY_SOCKET=str(self.notify.path), PYTHONUNBUFFERED="1")
+        # As systemd's StateDirectory= would: the event history, one per supervisor.
+        self.state_dir = tmp / f"state-{name}"
+        self.env["STATE_DIRECTORY"] = str(self.state_dir)
         self.env.pop("JOURNAL_STREAM", None)
         self.env.update(env or {})
         self.proc: Optional[subprocess.Popen[bytes]] = None

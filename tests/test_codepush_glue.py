@@ -111,7 +111,7 @@ class Rig:
             self.machine,
             self.logs.append,
             lambda seqs: self.verdicts.append(("forwarded", seqs, "")),
-            lambda seqs, why, kind: self.verdicts.append(("refused", seqs, why)),
+            lambda seqs, why, kind, trigger: self.verdicts.append(("refused", seqs, why)),
         )
         self.codepush = CodePush(self.machine.live, self.gate, self.logs.append, lambda: None)
         self.watcher = FakeWatcher(app_dir)

@@ -62,14 +62,14 @@ def snap(**changes: object) -> Snapshot:
 # -- status_line ---------------------------------------------------------------
 
 
-def test_running_counts_workers_requests_and_says_when_and_why_it_last_reloaded() -> None:
+def test_running_counts_workers_and_says_when_and_why_it_last_reloaded() -> None:
     s = snap(
         stats=sample(worker(11, requests=40), worker(12, requests=2)),
         generation=3,
         last_reload=(WALL - 30.0, "blog.py changed"),
     )
     assert status_line(s, NOW, WALL) == (
-        "serving: 2/2 workers, 42 requests, generation 3, last reload 30 s ago (blog.py changed)"
+        "serving: 2/2 workers, generation 3, last reload 30 s ago (blog.py changed)"
     )
     s = replace(s, last_reload=(WALL - 600.0, "SIGHUP"))
     assert status_line(s, NOW, WALL).endswith("last reload 10 min ago (SIGHUP)")
@@ -78,7 +78,7 @@ def test_running_counts_workers_requests_and_says_when_and_why_it_last_reloaded(
 
 
 def test_running_before_any_reload_and_with_the_wall_clock_stepped_back() -> None:
-    assert status_line(snap(), NOW, WALL) == "serving: 2/2 workers, 0 requests, generation 1"
+    assert status_line(snap(), NOW, WALL) == "serving: 2/2 workers, generation 1"
     s = snap(last_reload=(WALL + 50.0, "blog.py changed"))  # NTP stepped the clock back
     assert status_line(s, NOW, WALL).endswith("last reload 0 s ago (blog.py changed)")
 
@@ -136,7 +136,7 @@ def test_stopping_and_stopped() -> None:
 def test_a_refused_reload_is_appended_while_the_old_code_serves() -> None:
     refused = "reload refused: SyntaxError in blog.py line 3: invalid syntax"
     line = status_line(snap(refused=refused), NOW, WALL)
-    assert line == f"serving: 2/2 workers, 0 requests, generation 1; {refused}"
+    assert line == f"serving: 2/2 workers, generation 1; {refused}"
     # Down, the error says it all: the refusal of an earlier push is old news.
     down = snap(state=State.BACKOFF, crashes=2, deadline=NOW, error=ERROR, refused=refused)
     assert refused not in status_line(down, NOW, WALL)
@@ -235,9 +235,9 @@ def test_announcements_go_out_in_order_and_a_repeated_reloading_once(tmp_path: P
     pub.announce([Announcement.READY], snap(generation=2), NOW + 3)
     pub.announce([Announcement.RELOADING, Announcement.STOPPING], RELOADING, NOW + 4)
     assert notifier.sent == [
-        "READY: serving: 2/2 workers, 0 requests, generation 1",
+        "READY: serving: 2/2 workers, generation 1",
         "RELOADING: reloading (graceful): 0/2 workers on new code (blog.py changed)",
-        "READY: serving: 2/2 workers, 0 requests, generation 2",
+        "READY: serving: 2/2 workers, generation 2",
         "RELOADING: reloading (graceful): 0/2 workers on new code (blog.py changed)",
         "STOPPING: reloading (graceful): 0/2 workers on new code (blog.py changed)",
     ]
@@ -270,14 +270,26 @@ def test_mere_figures_wait_for_the_refresh_interval(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     pub, notifier, _ = publisher(path)
     pub.publish(snap(), NOW)
-    busy = snap(stats=sample(worker(11, requests=7), worker(12)))
+    busy = snap(stats=sample(worker(11), worker(12, serving=False)))  # a worker respawning
     pub.publish(busy, NOW + REFRESH / 2)
     doc = read_state(path)
-    assert doc is not None and "0 requests" in doc["status"]
+    assert doc is not None and "2/2 workers" in doc["status"]
     pub.publish(busy, NOW + REFRESH + 0.001)
     doc = read_state(path)
-    assert doc is not None and "7 requests" in doc["status"]
-    assert notifier.sent[-1] == "STATUS: serving: 2/2 workers, 7 requests, generation 1"
+    assert doc is not None and "1/2 workers" in doc["status"]
+    assert notifier.sent[-1] == "STATUS: serving: 1/2 workers, generation 1"
+
+
+def test_requests_alone_change_neither_status_nor_state_file(tmp_path: Path) -> None:
+    """An idle app's health checks add requests: that must not rewrite the
+    state file or resend STATUS= on every look."""
+    path = tmp_path / "state.json"
+    pub, notifier, _ = publisher(path)
+    pub.publish(snap(), NOW)
+    sent, written = set(notifier.sent), path.stat().st_mtime_ns
+    pub.publish(snap(stats=sample(worker(11, requests=7), worker(12))), NOW + 10 * REFRESH)
+    assert set(notifier.sent) == sent  # the same line (the notifier drops repeats)
+    assert path.stat().st_mtime_ns == written
 
 
 def test_a_state_file_that_cannot_be_written_is_logged_once(tmp_path: Path) -> None:

@@ -58,7 +58,8 @@ class Gate:
         machine: Machine,
         log: Callable[[str], None],
         forwarded: Callable[[tuple[int, ...]], None] = lambda seqs: None,
-        refused: Callable[[tuple[int, ...], str, str], None] = lambda seqs, why, kind: None,
+        # (seqs, why, kind, trigger): trigger is what asked, e.g. "code change: app.py"
+        refused: Callable[[tuple[int, ...], str, str, str], None] = lambda *refusal: None,
     ) -> None:
         self.live = live
         self.machine = machine
@@ -155,7 +156,8 @@ class Gate:
             return  # a restart under way: reload after it, onto whatever is there then
         if state in (State.STOPPING, State.STOPPED, State.FATAL):
             self.wanted = None
-            self.on_refused(wanted.seqs, f"reload ignored: the service is {state.value}", "ignored")
+            why = f"reload ignored: the service is {state.value}"
+            self.on_refused(wanted.seqs, why, "ignored", wanted.reason)
             return
         if not self._can_act() or now < self.quiet_at:
             return  # STARTING, RELOADING: one coalesced reload follows
@@ -172,7 +174,8 @@ class Gate:
             self.wanted = None
             why = f"reload refused: this tree was already refused ({self.quarantined[1]})"
             self.log(f"{why}; it is not tried again until it changes")
-            self.on_refused(wanted.seqs, f"{why}; change it to try again", "refused: quarantined")
+            why += "; change it to try again"
+            self.on_refused(wanted.seqs, why, "refused: quarantined", wanted.reason)
             return
         if state is State.BACKOFF or not self._needs_check(wanted.mode):
             self._forward(now, wanted)
@@ -223,7 +226,7 @@ class Gate:
                 f"{self.refused} ({checked.reason}); the running code keeps serving."
                 f" Import check output:\n{result.output.rstrip()}"
             )
-            self.on_refused(checked.seqs, self.refused, "refused by import check")
+            self.on_refused(checked.seqs, self.refused, "refused by import check", checked.reason)
             return
         if self.machine.state is State.RUNNING:
             self._forward(now, checked)

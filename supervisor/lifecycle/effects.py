@@ -40,6 +40,19 @@ class Announcement(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Event:
+    """A milestone for the event history and the metrics, as the machine saw it.
+
+    kind: start | crash | reload | rollback | stop. `detail` holds what the
+    machine knows (a crash's "how", a reload's mode and trigger); the loop adds
+    what only it knows (uWSGI's last lines, the reload's verdict)."""
+
+    kind: str
+    at: float  # monotonic
+    detail: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
 class ReloadRequest:
     mode: ReloadMode
     reason: str

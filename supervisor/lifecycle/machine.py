@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 from supervisor.exitcodes import Exit
 from supervisor.lifecycle.backoff import restart_delay
-from supervisor.lifecycle.effects import Announcement, Controller, ReloadRequest
+from supervisor.lifecycle.effects import Announcement, Controller, Event, ReloadRequest
 from supervisor.lifecycle.health import CURRENT, HealthChecks
 from supervisor.lifecycle.samples import Stats
 from supervisor.lifecycle.states import State, StopIntent, check_transition
@@ -74,6 +74,7 @@ class Machine(VerifiedCode):
         self.health = HealthChecks()  # run by the loop: see probe_due, health_result
         self.reload_unhealthy: Optional[str] = None  # a graceful/chain reload that fails it
         self.announcements: list[Announcement] = []  # taken by the publisher
+        self.events: list[Event] = []  # taken by the loop: the history and the metrics
         self.exit_code: Optional[int] = None  # set when the supervisor should exit
 
     @property
@@ -101,7 +102,11 @@ class Machine(VerifiedCode):
         elif new is State.STOPPED and old is State.BACKOFF:  # no STOPPING came first
             self.announcements.append(Announcement.STOPPING)
 
-    def _spawn(self, now: float) -> None:
+    def _event(self, now: float, kind: str, **detail: object) -> None:
+        self.events.append(Event(kind, now, tuple(detail.items())))
+
+    def _spawn(self, now: float, why: str) -> None:
+        self._event(now, "start", why=why)
         self.ctl.spawn(now)
         self.last_stats = None
         self.deadline = now + self.spec.start_timeout
@@ -115,13 +120,14 @@ class Machine(VerifiedCode):
     def start(self, now: float) -> None:
         # STOPPED -> STARTING
         self._go(now, State.STARTING, "start")
-        self._spawn(now)
+        self._spawn(now, "start")
 
     def adopt(self, now: float, pid: int) -> None:
         """Serve with a master a previous supervisor left: it is READY as soon
         as its stats show every worker serving, as after a start."""
         # STOPPED -> STARTING
         self._go(now, State.STARTING, f"adopting uWSGI pid {pid}")
+        self._event(now, "start", why=f"adopted uWSGI pid {pid}, left serving by the last run")
         self.last_stats = None
         self.deadline = now + self.spec.start_timeout
 
@@ -189,11 +195,12 @@ class Machine(VerifiedCode):
             if self.stop_intent is StopIntent.RESTART:
                 # STOPPING -> STARTING
                 self._go(now, State.STARTING, f"restart: uWSGI stopped ({how})")
-                self._spawn(now)
+                self._spawn(now, "restart")
             else:
                 self.deadline = None
                 # STOPPING -> STOPPED
                 self._go(now, State.STOPPED, f"uWSGI stopped ({how})")
+                self._event(now, "stop", how=how)
                 self._exit(Exit.OK)
             return
         if self.bake_until is not None and self._roll_back(now, f"the new master {how}"):
@@ -212,10 +219,12 @@ class Machine(VerifiedCode):
         if limit is not None and self.crashes > limit:
             self.deadline = None
             self._go(now, State.FATAL, f"uWSGI {how}; gave up after {limit} restarts")
+            self._event(now, "crash", how=how, crashes=self.crashes, gave_up=True)
             self._exit(Exit.UNAVAILABLE)  # systemd's Restart= policy takes it from here
             return
         delay = restart_delay(self.crashes, self.spec.restart.backoff, self.rand)
         self.deadline = now + delay
+        self._event(now, "crash", how=how, crashes=self.crashes, restart_in=round(delay, 3))
         # STARTING/RUNNING/RELOADING -> BACKOFF
         self._go(now, State.BACKOFF, f"uWSGI {how}; crash {self.crashes}, restart in {delay:.2f}s")
 
@@ -225,6 +234,7 @@ class Machine(VerifiedCode):
         if self.state is State.RUNNING and self.bake_until is not None:
             self._end_bake(now)  # newer code supersedes the code kept for a rollback
         if self.state is State.RUNNING:
+            self._event(now, "reload", mode=mode.value, trigger=reason)
             if mode is ReloadMode.RESTART:
                 self._stop(now, StopIntent.RESTART, why=f"restart: {reason}")
                 return
@@ -246,7 +256,7 @@ class Machine(VerifiedCode):
             # New code may be the fix: try it now rather than after the backoff.
             # BACKOFF -> STARTING
             self._go(now, State.STARTING, f"{reason} during backoff")
-            self._spawn(now)
+            self._spawn(now, f"{reason} during backoff")
         elif self.state in (State.STARTING, State.RELOADING):
             if self.pending is not None and self.pending.mode is ReloadMode.RESTART:
                 return
@@ -269,6 +279,7 @@ class Machine(VerifiedCode):
             self.deadline = None
             # BACKOFF -> STOPPED
             self._go(now, State.STOPPED, "stop requested during backoff")
+            self._event(now, "stop", how="uWSGI was not running (backoff)")
             self._exit(Exit.OK)
         elif self.state is State.STOPPED:
             self._exit(Exit.OK)
@@ -309,7 +320,7 @@ class Machine(VerifiedCode):
         if self.state is State.BACKOFF:
             # BACKOFF -> STARTING
             self._go(now, State.STARTING, f"restart after crash {self.crashes}")
-            self._spawn(now)
+            self._spawn(now, f"restart after crash {self.crashes}")
         elif self.state is State.STARTING:
             serving = self.last_stats.serving_workers if self.last_stats else 0
             total = self.spec.uwsgi.processes

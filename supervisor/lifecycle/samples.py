@@ -6,7 +6,8 @@ on these values and must not import socket code to get them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Stats:
     version: str
     listen_queue: int
     workers: tuple[Worker, ...]
+    # The whole document, for the metrics (never for decisions).
+    doc: Optional[dict[str, Any]] = field(default=None, compare=False, repr=False)
 
     @property
     def serving_workers(self) -> int:

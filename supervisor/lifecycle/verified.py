@@ -59,6 +59,9 @@ class VerifiedCode:
     def _reloaded(self, now: float) -> None:
         raise NotImplementedError
 
+    def _event(self, now: float, kind: str, **detail: object) -> None:
+        raise NotImplementedError
+
     def request_reload(self, now: float, mode: ReloadMode, reason: str) -> None:
         raise NotImplementedError
 
@@ -145,6 +148,7 @@ class VerifiedCode:
             return False
         self.rollbacks += 1
         self.rolled_back = f"rolled back: {why}"
+        self._event(now, "rollback", why=why)
         self.log(f"{self.rolled_back}; the previous code serves again")
         self.last_stats = None
         self.last_reload = (now, self.rolled_back)

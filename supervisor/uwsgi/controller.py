@@ -36,6 +36,8 @@ class UwsgiController:
         self.baking: Optional[Instance] = None  # paused after a swap, for a rollback
         self.spawn_count = 0
         self.last_tail: list[str] = []
+        self._error_key: tuple[tuple[str, ...], Optional[Path]] = ((), None)
+        self._error: Optional[str] = None
         self.listeners: Optional[Listeners] = None  # held for the app's whole life
 
     @property
@@ -264,8 +266,14 @@ class UwsgiController:
                 inst.kill()
 
     def last_error(self) -> Optional[str]:
-        """Why uWSGI last failed, in one line (see `failures.summarize_failure`)."""
-        return summarize_failure(self.tail(), self.spec.app.chdir)
+        """Why uWSGI last failed, in one line (see `failures.summarize_failure`).
+
+        Asked on every turn of the loop: the summary is kept until the lines change."""
+        key = (tuple(self.tail()), self.spec.app.chdir)
+        if key != self._error_key:
+            self._error_key = key
+            self._error = summarize_failure(key[0], key[1])
+        return self._error
 
     def tail(self) -> list[str]:
         return list(self.current.tail) if self.current and self.current.tail else self.last_tail

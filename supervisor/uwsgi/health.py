@@ -9,6 +9,7 @@ whole timeout to answer) and wakes the loop when it ends.
 
 from __future__ import annotations
 
+import queue
 import socket
 import threading
 import time
@@ -123,42 +124,46 @@ def dump_stacks(workers: list[tuple[int, int, Path]], log: Callable[[str], None]
 
 
 class Prober:
-    """One check at a time, on a thread; `take` hands the result to the loop."""
+    """One check at a time, on one long-lived thread (it sleeps on a queue:
+    no wake-up between checks); `take` hands the result to the loop."""
 
     def __init__(self, wake: Callable[[], None], log: Callable[[str], None]) -> None:
         self.wake = wake
         self.log = log
+        self._jobs: queue.SimpleQueue[tuple[Path, HealthSpec, str]] = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
+        self._busy = False
         self._target = ""
-        self._result: Optional[Probe] = None
+        self._result: Optional[Probe] = None  # set by the thread, taken by the loop
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self._busy
 
     def start(self, target: str, sock_path: Path, health: HealthSpec, path: str) -> None:
-        assert self._thread is None, "one check at a time"
-        self._target, self._result = target, None
+        assert not self._busy, "one check at a time"
+        self._target, self._result, self._busy = target, None, True
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="health-check", daemon=True)
+            self._thread.start()
+        self._jobs.put((sock_path, health, path))
 
-        def run() -> None:
+    def _run(self) -> None:
+        while True:
+            sock_path, health, path = self._jobs.get()
             try:
-                self._result = probe(sock_path, health, path)
-            finally:
-                self.wake()
-
-        self._thread = threading.Thread(target=run, name="health-check", daemon=True)
-        self._thread.start()
+                result = probe(sock_path, health, path)
+            except Exception as exc:  # a bug of ours must not end the checks
+                result = Probe(False, None, f"the health check itself failed: {exc}", 0.0)
+            self._result = result
+            self.wake()
 
     def take(self) -> Optional[tuple[str, Probe]]:
         """(target, result) of a finished check, once; None while one runs or none did."""
-        thread = self._thread
-        if thread is None or thread.is_alive():
+        result = self._result
+        if not self._busy or result is None:
             return None
-        thread.join()
-        self._thread = None
-        result, self._result = self._result, None
-        if result is None:  # the thread died without a result: count it as a failure
-            result = Probe(False, None, "the health check itself failed", 0.0)
+        self._busy, self._result = False, None
         return self._target, result
 
     def drive(self, now: float, machine: Machine, controller: UwsgiController) -> None:

@@ -57,7 +57,7 @@ class Instance:
         self.forward = spec.logto is None
         self._log_fd: Optional[int] = None
         self._log_ino = 0
-        self.tail: collections.deque[str] = collections.deque(maxlen=40)
+        self.tail: collections.deque[str] = collections.deque(maxlen=50)
         self._partial = b""
         self.exit_code: Optional[int] = None
         self.exit_reported = False  # the loop hears of each exit once

@@ -32,6 +32,7 @@ def parse_stats(doc: dict[str, Any]) -> Stats:
         version=str(doc.get("version", "")),
         listen_queue=int(doc.get("listen_queue", 0)),
         workers=workers,
+        doc=doc,
     )
 
 

@@ -45,6 +45,43 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def cpu_ns(pid: int) -> int:
+    """CPU time of the threads of `pid` alive now, in ns (the scheduler's own
+    count, /proc/PID/task/TID/schedstat: exact, where /proc/PID/stat counts
+    10-ms ticks); 0 once it is gone."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def wakeups(pid: int) -> int:
+    """Times the threads of `pid` alive now went to sleep and woke up (voluntary
+    context switches); 0 once it is gone."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of one process in MiB; 0.0 once it is gone."""
     try:
