@@ -1,4 +1,4 @@
-"""Command line: check, run, status, reload, render."""
+"""Command line: check, run, status, reload, render, import."""
 
 from __future__ import annotations
 
@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("what", choices=["nginx", "unit", "socket"])
     rd.add_argument("spec", type=Path)
     rd.set_defaults(func=cmd_render)
+
+    from supervisor.importer.command import add_parser as add_import
+
+    add_import(sub)
     return p
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -91,13 +92,31 @@ def scalar(value: Value, numbers_as_text: bool = False) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+WIDTH = 88  # comment lines wrap here: a spec is read in terminals and editors
+
+
+def _wrap(text: str, first: str, rest: str) -> list[str]:
+    """One comment, wrapped at WIDTH: `first` starts it, `rest` its continuation lines."""
+    wrapped = textwrap.wrap(
+        comment(text),
+        width=WIDTH,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return wrapped or [first.rstrip()]
+
+
 def _comments(lines: list[str], indent: str) -> list[str]:
-    return [f"{indent}# {comment(line)}".rstrip() for line in lines]
+    return [w for line in lines for w in _wrap(line, f"{indent}# ", f"{indent}# ")]
 
 
 def render(draft: Draft) -> str:
     """The spec as commented YAML."""
-    out = [f"# {comment(line)}".rstrip() for line in draft.header]
+    out: list[str] = []
+    for line in draft.header:  # an indented line is a command: kept whole
+        out += [f"# {comment(line)}"] if line.startswith(" ") else _wrap(line, "# ", "# ")
     section = ""
     for key in ORDER:
         top, _, sub = key.rpartition(".") if "." in key else ("", "", key)
@@ -115,7 +134,8 @@ def render(draft: Draft) -> str:
         ("NOT CARRIED OVER (do these by hand, or leave them out):", draft.dropped),
     ):
         if lines:
-            out += ["", f"# {title}"] + [f"#   {comment(line)}" for line in lines]
+            out += ["", f"# {title}"]
+            out += [w for line in lines for w in _wrap(line, "#   ", "#       ")]
     return "\n".join(out).lstrip("\n") + "\n"
 
 

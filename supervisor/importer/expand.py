@@ -71,6 +71,7 @@ def expand(ini: Ini, environ: Mapping[str, str], cwd: str) -> list[str]:
             loop = " -> ".join((*chain, key))
             problems.append(f"{entry.where}: %({key}) refers to itself ({loop})")
             return None
+        ini.referenced.add(key)
         if key not in resolved:
             source = first.get(key)
             if source is None:

@@ -52,6 +52,7 @@ class Ini:
     other_sections: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # `FILE:LINE: ...` for stderr
     files: list[str] = field(default_factory=list)  # every file read, first the main one
+    referenced: set[str] = field(default_factory=set)  # keys used as %(key)
 
 
 def split_section(arg: str, cwd: str = "") -> tuple[str, Optional[str]]:
