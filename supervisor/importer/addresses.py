@@ -55,7 +55,10 @@ def map_socket(ctx: Context, name: str) -> Optional[Address]:
         " nginx.group."
     ]
     if entry is None:
-        ctx.draft.set("uwsgi.socket", proposal, "the ini has no uwsgi socket;", *why_unix)
+        ctx.draft.set(
+            "uwsgi.socket", proposal, "the ini has no uwsgi socket (nginx passes to this one).",
+            *why_unix,
+        )  # fmt: skip
     elif given is None:
         ctx.draft.set(
             "uwsgi.socket", proposal, *said, "NOT CARRIED OVER: not an address a spec takes;",
@@ -80,7 +83,13 @@ def map_socket(ctx: Context, name: str) -> Optional[Address]:
             f" {proposal} (or pass --socket 127.0.0.1:{given.port})"
         )
     else:
-        ctx.draft.set("uwsgi.socket", given.for_uwsgi(), *said)
+        unit = []
+        if given.path is not None and str(given.path) != proposal:
+            unit = [
+                f"The shipped socket unit listens at {proposal}: for this path, install"
+                " `uwsgi-supervisor render socket SPEC` as its drop-in."
+            ]
+        ctx.draft.set("uwsgi.socket", given.for_uwsgi(), *said, *unit)
         if given.path is not None and str(given.path).startswith(("/tmp/", "/var/tmp/")):
             ctx.draft.warnings.append(
                 f"{entry.where}: the socket is under {given.path.parent}: the shipped unit has"
@@ -135,7 +144,8 @@ def map_socket_access(ctx: Context, nginx_group: Optional[tuple[str, str]]) -> N
                 ctx.own(entry, "for unix sockets only; the spec's socket is TCP")
         return
     if chmod is not None:
-        world = chmod.value.strip()[-1:] not in ("", "0")
+        last = chmod.value.strip()[-1:]
+        world = last.isdigit() and int(last) & 2  # others may write: connect
         ctx.own(
             chmod,
             "the supervisor makes the socket 0660, for its group nginx.group"

@@ -27,7 +27,10 @@ def map_app(ctx: Context) -> Optional[str]:
     ctx.base = ini_dir
     if chdir is not None:
         ctx.base = ctx.path(chdir.value)
-        ctx.draft.set("app.chdir", ctx.base, source(chdir))
+        relative = [] if os.path.isabs(chdir.value) else [
+            "(relative: taken from the ini's directory, as if uWSGI was started there)"
+        ]
+        ctx.draft.set("app.chdir", ctx.base, source(chdir), *relative)
     modules = ctx.take("module", "wsgi")
     files = ctx.take("wsgi-file", "file")
     mounts = ctx.take("mount")
@@ -55,7 +58,9 @@ def map_app(ctx: Context) -> Optional[str]:
         if mount is None:
             ctx.fail(entry, "write mount = /PREFIX=module:app or /PREFIX=file.py")
             return None
-    is_file = entry.key in ("wsgi-file", "file") or target.endswith((".py", ".wsgi"))
+    is_file = entry.key in ("wsgi-file", "file") or (
+        entry.key == "mount" and ("/" in target or target.endswith((".py", ".wsgi")))
+    )
     module = _file_module(ctx, entry, ctx.path(target), chdir is not None) if is_file else target
     if module is None:
         return mount

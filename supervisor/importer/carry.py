@@ -94,7 +94,8 @@ def _users(ctx: Context) -> None:
         if entry is not None:
             ctx.draft.set(
                 spec_key, entry.value, source(entry),
-                "uWSGI runs as it (started as root); the unit's drop-in: render unit SPEC",
+                "uWSGI runs as it; under systemd, `uwsgi-supervisor render unit SPEC` is the"
+                " service's drop-in for it",
             )  # fmt: skip
     if "user" in ctx.draft.settings and "group" not in ctx.draft.settings:
         ctx.draft.warnings.append(
@@ -126,9 +127,8 @@ def _plugins(ctx: Context) -> None:
         if python:
             ctx.own(
                 entry,
-                f"{', '.join(python)}: the uWSGI the supervisor runs (pip's) has Python built"
-                " in; with a distribution's uwsgi, set uwsgi.binary and add the plugin to"
-                " uwsgi.options",
+                "the uWSGI the supervisor runs (pip's) has Python built in; with a"
+                " distribution's uwsgi, set uwsgi.binary and add the plugin to uwsgi.options",
             )
         if rest:
             ctx.draft.add_option("plugins", ",".join(rest), source(entry))

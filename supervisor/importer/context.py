@@ -8,6 +8,7 @@ from typing import Optional
 
 from supervisor.importer.draft import Draft
 from supervisor.importer.ini import Entry, Ini
+from supervisor.importer.problems import Where
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Context:
     used: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)  # FILE:LINE: ... that stop the import
     base: str = ""  # relative paths in the ini resolve here (uWSGI's directory)
+    owned: list[tuple[Where, str]] = field(default_factory=list)
+    dropped: list[tuple[Where, str]] = field(default_factory=list)
 
     def take(self, *keys: str) -> list[Entry]:
         """The entries of these keys, in file order; they count as handled."""
@@ -39,10 +42,10 @@ class Context:
         """The entry uWSGI used for a single-valued option (the last), noting repeats."""
         entries = self.take(*keys)
         if len(entries) > 1:
-            lines = ", ".join(str(e.where.line) for e in entries)
+            places = ", ".join(str(e.where) for e in entries)
             self.draft.warnings.append(
                 f"{entries[-1].where}: {entries[-1].key} is given {len(entries)} times"
-                f" (lines {lines}); uWSGI used the last: {entries[-1].value}"
+                f" ({places}); uWSGI used the last: {entries[-1].value}"
             )
         return entries[-1] if entries else None
 
@@ -52,11 +55,23 @@ class Context:
 
     def drop(self, entry: Entry, why: str) -> None:
         """Not carried over: listed in the spec and on stderr, never silently."""
-        self.draft.dropped.append(f"{entry.where.label}: {entry.text}: {why}")
+        self.dropped.append((entry.where, f"{entry.where.label}: {entry.text}: {why}"))
 
     def own(self, entry: Entry, why: str) -> None:
         """Now the supervisor's business: said in the spec."""
-        self.draft.owned.append(f"{entry.where.label}: {entry.text}: {why}")
+        self.owned.append((entry.where, f"{entry.where.label}: {entry.text}: {why}"))
+
+    def settle(self) -> None:
+        """Move what was dropped and owned into the draft, in the ini's order."""
+
+        def order(item: tuple[Where, str]) -> tuple[int, int]:
+            where = item[0]
+            files = self.ini.files
+            return (files.index(where.file) if where.file in files else len(files), where.line)
+
+        self.draft.owned[:0] = [text for _, text in sorted(self.owned, key=order)]
+        self.draft.dropped[:0] = [text for _, text in sorted(self.dropped, key=order)]
+        self.owned, self.dropped = [], []
 
     def fail(self, entry: Entry, why: str) -> None:
         self.problems.append(f"{entry.where}: {entry.text}: {why}")

@@ -86,8 +86,10 @@ def expand(ini: Ini, environ: Mapping[str, str], cwd: str) -> list[str]:
         value = _substitute(entry.value, "%", partial(placeholder, lookup=lookup))
         if value is None:
             if not any(p.startswith(f"{entry.where}:") for p in problems):
+                names = [n for n in _REF["%"].findall(entry.value) if n not in first]
+                shown = ", ".join(f"%({n})" for n in names) or "a %(...)"
                 problems.append(
-                    f"{entry.where}: a %(...) in '{entry.text}' names no option of this"
+                    f"{entry.where}: {shown} in '{entry.text}' names no option of this"
                     " config; uWSGI would have left it as written"
                 )
             done.append(entry)

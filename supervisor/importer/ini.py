@@ -13,6 +13,7 @@ substituted line by line; `ini`, `include` and `inherit` are followed.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +139,7 @@ class _Reader:
                     ini.notes.append(f"{where}: before any section: uWSGI ignores it")
                 continue
             ini.notes.extend(f"{where}: {note}" for note in notes)
-            entry = _entry(line, where, raw.strip(" \t\r"))
+            entry = _entry(line, where, re.sub(r"[ \t\r]+", " ", raw.strip(" \t\r")))
             if entry.key in _LOADERS:
                 self._load(ini, entry, chain + (file,))
             else:

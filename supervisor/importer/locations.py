@@ -125,7 +125,7 @@ def passing(conf: NginxConf, listen: Address, directive: str) -> list[Passing]:
 def every_pass(conf: NginxConf) -> list[str]:
     """Every uwsgi_pass and proxy_pass of the config, for a message."""
     return [
-        f"{d.name} {' '.join(d.args)} (line {d.where.line})"
+        f"{d.name} {' '.join(d.args)} ({d.where})"
         for d in conf.root.walk()
         if d.name in ("uwsgi_pass", "proxy_pass")
     ]
@@ -321,3 +321,10 @@ def _static(
             directory = where["root"].args[0].rstrip("/") + prefix
         label = f"from {location.where.label}: {location.text()}"
         findings.static.append((prefix, directory.rstrip("/") or "/", label))
+        for d in location.block or []:
+            if d.name not in ("alias", "root"):
+                findings.dropped.append(
+                    f"{d.where.label}: {d.text()} (in {location.text()}): the rendered"
+                    " include serves nginx.static with alias only; put it in your server"
+                    " block if it is still needed"
+                )

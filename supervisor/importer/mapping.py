@@ -49,9 +49,10 @@ def map_setup(
     map_socket_access(ctx, findings.group if findings else None)
     _mount(ctx, ini_mount, findings)
     map_rest(ctx)
+    ctx.settle()
     if ctx.problems:
         raise ImportFailure(ctx.problems)
-    ctx.draft.header = _header(ini, nginx)
+    ctx.draft.header = _header(ini, nginx, known)
     return ctx.draft
 
 
@@ -79,8 +80,15 @@ def _mount(ctx: Context, ini_mount: Optional[str], findings: Optional[NginxFindi
                 f"the ini mounts the app at {ini_mount} but nginx passes {findings.mount};"
                 f" the spec follows nginx ({findings.mount})"
             )
+        moved = []
+        if findings.mount != "/" and ini_mount is None:
+            moved = [
+                f"uWSGI now sets SCRIPT_NAME={findings.mount} and PATH_INFO to the rest (the old"
+                f" setup passed {findings.mount}/... whole in PATH_INFO): url_for() builds"
+                f" {findings.mount}/ links; routes written with {findings.mount} in them lose it."
+            ]
         draft.set(
-            "uwsgi.mount", findings.mount, *findings.mount_comments,
+            "uwsgi.mount", findings.mount, *findings.mount_comments, *moved,
             "`uwsgi-supervisor render nginx SPEC` prints the locations to use instead.",
         )  # fmt: skip
         for prefix, directory, comment in findings.static:
@@ -95,7 +103,7 @@ def _static_setting(directory: str, comment: str) -> Setting:
     return Setting(directory, [comment, "served by nginx straight from the directory"])
 
 
-def _header(ini: Ini, nginx: Optional[NginxConf]) -> list[str]:
+def _header(ini: Ini, nginx: Optional[NginxConf], known: Optional[frozenset[str]]) -> list[str]:
     source = f"{ini.file} [{ini.section}]"
     lines = [
         f"uwsgi-supervisor spec imported from {source}"
@@ -109,7 +117,8 @@ def _header(ini: Ini, nginx: Optional[NginxConf]) -> list[str]:
     if ini.other_sections:
         others = ", ".join(f"[{s}]" for s in ini.other_sections)
         lines.append(f"Other sections of {ini.file}, not imported: {others}.")
-    if ini.referenced:
-        names = ", ".join(sorted(ini.referenced))
+    variables = ini.referenced - (known or frozenset())
+    if variables:
+        names = ", ".join(sorted(variables))
         lines.append(f"Variables of the ini, expanded where used: {names}.")
     return lines

@@ -75,7 +75,7 @@ def _read(file: str, included_at: Optional[Where]) -> str:
 def _parse_file(
     file: str, prefix: str, conf: NginxConf, included_at: Optional[Where], chain: tuple[str, ...]
 ) -> list[Directive]:
-    tokens = list(_tokens(_read(file, included_at), file))
+    tokens = list(_tokens(_read(file, included_at), _shown(file) if included_at else file))
     stack: list[list[Directive]] = [[]]
     openers: list[Where] = []
     words: list[tuple[str, Where]] = []
@@ -133,6 +133,12 @@ def _include(
             raise fail(directive.where, f"nginx config: include {pattern} includes itself")
         found += _parse_file(path, prefix, conf, directive.where, chain)
     return found
+
+
+def _shown(path: str) -> str:
+    """An included file as comments name it: relative to here when under here."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
 
 
 def _tokens(text: str, file: str) -> Iterator[tuple[str, Where, bool]]:
