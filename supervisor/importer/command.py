@@ -103,7 +103,11 @@ def run_import(
     for line in host_problems(text, name, environ):
         print(f"check will say: {line}", file=err)
     if args.output:
-        _write(os.path.join(cwd, args.output), text)
+        try:
+            _write(os.path.join(cwd, args.output), text)
+        except OSError as exc:
+            print(f"{PROG}: cannot write {args.output}: {exc.strerror or exc}", file=err)
+            return Exit.CANTCREAT
         check = f"uwsgi-supervisor check {args.output}"
         print(f"{PROG}: wrote {args.output}; check it with: {check}", file=err)
     else:

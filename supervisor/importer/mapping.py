@@ -15,6 +15,7 @@ from supervisor.importer.ini import Ini
 from supervisor.importer.locations import NginxFindings, NothingPasses, analyze
 from supervisor.importer.nginxconf import NginxConf
 from supervisor.importer.problems import ImportFailure
+from supervisor.spec.values import check_name
 
 # Module and file names that say nothing about the app: not a good name.
 _GENERIC = {"app", "application", "wsgi", "main", "run", "server", "uwsgi", "config", "current"}
@@ -61,7 +62,11 @@ def choose_name(ctx: Context) -> str:
     if ctx.choices.name:
         return ctx.choices.name
     if ctx.choices.output:
-        return os.path.splitext(os.path.basename(ctx.choices.output))[0]
+        stem = os.path.splitext(os.path.basename(ctx.choices.output))[0]
+        try:
+            return check_name(stem)
+        except ValueError:
+            pass  # the spec says name: explicitly, so any file name will do
     module = str(ctx.draft.settings["app.module"].value).split(":")[0]
     chdir = str(ctx.draft.settings["app.chdir"].value)
     ini_stem = os.path.splitext(os.path.basename(ctx.ini.file))[0]
