@@ -13,6 +13,7 @@ After a deliberate change to the importer, rewrite the expected files with
 
 from __future__ import annotations
 
+import io
 import os
 import shlex
 import shutil
@@ -26,7 +27,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from supervisor.cli import build_parser
 from supervisor.exitcodes import Exit
+from supervisor.importer import options
+from supervisor.importer.command import run_import
 from supervisor.importer.draft import scalar
 
 CORPUS = Path(__file__).resolve().parent / "data" / "import"
@@ -170,6 +174,22 @@ def test_missing_paths_are_said_on_stderr_not_refused(short_tmp: Path) -> None:
     done = _import(short_tmp, "uwsgi.ini")
     assert done.returncode == 0, done.stderr
     assert "check will say: app.chdir: /srv/gone does not exist" in done.stderr
+
+
+def test_without_a_uwsgi_to_ask_options_are_carried_unchecked(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_uwsgi(binary: object, path: object) -> str:
+        raise ValueError("no uwsgi binary here")
+
+    monkeypatch.setattr(options, "uwsgi_binary", no_uwsgi)
+    _app(short_tmp, "[uwsgi]\nproject = app\nmodule = %(project):app\nharakiri = 30\n")
+    args = build_parser().parse_args(["import", "uwsgi.ini"])
+    out, err = io.StringIO(), io.StringIO()
+    assert run_import(args, {"PATH": "/nonexistent"}, str(short_tmp), out, err) == 0
+    spec = yaml.safe_load(out.getvalue())
+    assert spec["uwsgi"]["options"] == {"harakiri": 30}  # `project` is a variable, not an option
+    assert "could not ask uWSGI for its options (no uwsgi binary here)" in err.getvalue()
 
 
 @pytest.mark.parametrize(

@@ -137,9 +137,9 @@ def _plugins(ctx: Context) -> None:
 def _carry(ctx: Context, entry: Entry) -> None:
     """Pass an option through to uWSGI, or say why not."""
     key = entry.key
+    if key in ctx.ini.referenced and (ctx.known is None or key not in ctx.known):
+        return  # a variable of the ini, expanded where it is used
     if ctx.known is not None and key not in ctx.known:
-        if key in ctx.ini.referenced:
-            return  # a variable of the ini, expanded where it is used
         close = difflib.get_close_matches(key.replace("_", "-").lower(), ctx.known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         ctx.drop(

@@ -176,7 +176,7 @@ class _Reader:
                     f"{entry.key} = {value}: uWSGI reads this file at once, before it"
                     f" expands {mark}...): it would look for that name literally; write the path",
                 )
-        file, section = split_section(value) if entry.key == "ini" else (value, None)
+        file, section = split_section(value, self.cwd) if entry.key == "ini" else (value, None)
         if not file.endswith(".ini"):
             raise fail(
                 entry.where,
