@@ -163,6 +163,12 @@ def test_the_refused_public_socket_is_said_in_the_spec_and_on_stderr(short_tmp: 
     assert yaml.safe_load(done.stdout)["uwsgi"]["socket"] == "/run/uwsgi-supervisor/app.sock"
 
 
+def test_help_names_the_section_form_and_the_nginx_option(short_tmp: Path) -> None:
+    done = _import(short_tmp, "--help")
+    assert done.returncode == 0
+    assert "FILE:SECTION" in done.stdout and "--nginx CONF" in done.stdout
+
+
 def test_a_missing_ini_is_one_line_and_exit_78(short_tmp: Path) -> None:
     done = _import(short_tmp, "nope.ini")
     assert done.returncode == Exit.CONFIG
