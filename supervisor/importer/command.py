@@ -86,9 +86,8 @@ def run_import(
         choices = Choices(name=args.name, socket=args.socket, output=args.output)
         draft = map_setup(ini, nginx, choices, known, cwd)
     except ImportFailure as exc:
-        for problem in exc.problems:
+        for problem in exc.problems:  # one line each, and nothing written
             print(problem, file=err)
-        print(f"{PROG}: nothing written", file=err)
         return Exit.CONFIG
     if known is None:
         draft.warnings.append(f"could not ask uWSGI for its options ({binary}): carried unchecked")
