@@ -175,6 +175,20 @@ def test_a_missing_ini_is_one_line_and_exit_78(short_tmp: Path) -> None:
     assert done.stderr.splitlines()[0] == "nope.ini: cannot read it: No such file or directory"
 
 
+def test_a_missing_nginx_config_is_one_line_and_exit_78(short_tmp: Path) -> None:
+    _app(short_tmp, "[uwsgi]\nmodule = app:app\n")
+    done = _import(short_tmp, "uwsgi.ini", "--nginx", "nope.conf")
+    assert done.returncode == Exit.CONFIG
+    assert done.stderr == "nope.conf: cannot read it: No such file or directory\n"
+
+
+def test_a_repeated_module_is_the_last_and_said(short_tmp: Path) -> None:
+    _app(short_tmp, "[uwsgi]\nmodule = old:app\nmodule = app:app\n")
+    done = _import(short_tmp, "uwsgi.ini")
+    assert yaml.safe_load(done.stdout)["app"]["module"] == "app:app"
+    assert "uwsgi.ini:3: module is given 2 times (uwsgi.ini:2, uwsgi.ini:3)" in done.stderr
+
+
 def test_missing_paths_are_said_on_stderr_not_refused(short_tmp: Path) -> None:
     (short_tmp / "uwsgi.ini").write_text("[uwsgi]\nchdir = /srv/gone\nmodule = blog:app\n")
     done = _import(short_tmp, "uwsgi.ini")

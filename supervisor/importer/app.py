@@ -31,13 +31,13 @@ def map_app(ctx: Context) -> Optional[str]:
             "(relative: taken from the ini's directory, as if uWSGI was started there)"
         ]
         ctx.draft.set("app.chdir", ctx.base, source(chdir), *relative)
-    modules = ctx.take("module", "wsgi")
-    files = ctx.take("wsgi-file", "file")
+    module_entry = ctx.last("module", "wsgi")  # uWSGI keeps the last of each
+    file_entry = ctx.last("wsgi-file", "file")
     mounts = ctx.take("mount")
     callable_entry = ctx.last("callable")
     callable_ = callable_entry.value if callable_entry else DEFAULT_CALLABLE
     comments = [source(callable_entry)] if callable_entry else []
-    loaders = [e for e in (modules[-1:] + files[-1:] + mounts) if e]
+    loaders = [e for e in (module_entry, file_entry, *mounts) if e is not None]
     if not loaders:
         _no_app(ctx)
         return None

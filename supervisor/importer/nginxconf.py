@@ -65,8 +65,11 @@ def _read(file: str, included_at: Optional[Where]) -> str:
         with open(file, "rb") as f:
             data = f.read(MAX_CONF_BYTES + 1)
     except OSError as exc:
-        message = f"cannot read {file}: {exc.strerror or exc}"
-        raise ImportFailure([f"{included_at}: {message}" if included_at else message]) from None
+        why = exc.strerror or str(exc)
+        message = f"{file}: cannot read it: {why}"
+        if included_at is not None:
+            message = f"{included_at}: cannot read {file}: {why}"
+        raise ImportFailure([message]) from None
     if len(data) > MAX_CONF_BYTES:
         raise ImportFailure([f"{file}: over {MAX_CONF_BYTES} bytes; not an nginx config"])
     return data.decode("utf-8", errors="replace")
