@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("spec", type=Path)
     rd.set_defaults(func=cmd_render)
 
-    from supervisor.importer.command import add_parser as add_import
+    from supervisor.importer import add_parser as add_import
 
     add_import(sub)
     return p
