@@ -189,6 +189,14 @@ def test_a_repeated_module_is_the_last_and_said(short_tmp: Path) -> None:
     assert "uwsgi.ini:3: module is given 2 times (uwsgi.ini:2, uwsgi.ini:3)" in done.stderr
 
 
+def test_numbers_are_read_as_uwsgi_reads_them(short_tmp: Path) -> None:
+    _app(short_tmp, "[uwsgi]\nmodule = app:app\nprocesses = 4 ; four\nthreads = many\n")
+    done = _import(short_tmp, "uwsgi.ini")
+    assert yaml.safe_load(done.stdout)["uwsgi"]["processes"] == 4
+    assert "uwsgi.ini:3: uWSGI read '4 ; four' as 4 (its leading digits)" in done.stderr
+    assert "not carried over: uwsgi.ini line 4: threads = many: not a whole number" in done.stderr
+
+
 def test_missing_paths_are_said_on_stderr_not_refused(short_tmp: Path) -> None:
     (short_tmp / "uwsgi.ini").write_text("[uwsgi]\nchdir = /srv/gone\nmodule = blog:app\n")
     done = _import(short_tmp, "uwsgi.ini")

@@ -148,6 +148,14 @@ def test_non_utf8_is_refused_with_its_line(tmp_path: Path) -> None:
     assert str(caught.value) == "uwsgi.ini:3: not UTF-8 text; is this a uWSGI ini file?"
 
 
+def test_crlf_lines_are_read_and_a_byte_order_mark_refused(tmp_path: Path) -> None:
+    assert pairs(ini(tmp_path, "[uwsgi]\r\nmodule = app\r\n")) == [("module", "app")]
+    (tmp_path / "uwsgi.ini").write_bytes(b"\xef\xbb\xbf[uwsgi]\nmodule = app\n")
+    with pytest.raises(ImportFailure) as caught:
+        read_ini("uwsgi.ini", str(tmp_path), ENV)
+    assert str(caught.value).startswith("uwsgi.ini:1: starts with a UTF-8 byte order mark")
+
+
 def test_a_key_alone_before_equals_is_refused(tmp_path: Path) -> None:
     assert failure(tmp_path, "[uwsgi]\n = 3\n").startswith("uwsgi.ini:2: '= 3': no option name")
 

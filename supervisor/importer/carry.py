@@ -59,11 +59,16 @@ def map_rest(ctx: Context) -> None:
 def _number(ctx: Context, key: str, entry: Optional[Entry], low: int, high: int) -> None:
     if entry is None:
         return
-    text = entry.value.strip()
-    if not text.isdigit() or not low <= int(text) <= high:
+    # uWSGI reads numbers with atoi(): the leading digits, the rest ignored.
+    match = re.match(r"\s*\+?([0-9]+)", entry.value)
+    if match is None or not low <= int(match[1]) <= high:
         ctx.drop(entry, f"not a whole number from {low} to {high}; set {key} by hand")
         return
-    ctx.draft.set(key, int(text), source(entry))
+    if match.end() != len(entry.value.rstrip()):
+        ctx.draft.warnings.append(
+            f"{entry.where}: uWSGI read '{entry.value}' as {int(match[1])} (its leading digits)"
+        )
+    ctx.draft.set(key, int(match[1]), source(entry))
 
 
 def _workers(ctx: Context) -> None:

@@ -160,6 +160,12 @@ class _Reader:
             raise ImportFailure([shown]) from None
         if len(data) > MAX_INI_BYTES:
             raise ImportFailure([f"{file}: over {MAX_INI_BYTES} bytes; not a uWSGI ini file"])
+        if data.startswith(b"\xef\xbb\xbf"):
+            raise fail(
+                Where(file, 1),
+                "starts with a UTF-8 byte order mark, which hides the first line from uWSGI"
+                " (its [section] header too); save the file without it",
+            )
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
