@@ -176,6 +176,12 @@ def _prefix(location: Directive) -> tuple[Optional[str], str]:
     return None, f"cannot tell the URL prefix of {location.text()}"
 
 
+def _shown(address: Address) -> str:
+    if not address.is_unix and address.host in ("", "0.0.0.0", "::"):
+        return f"port {address.port} of this host"
+    return address.for_nginx()
+
+
 def analyze(
     conf: NginxConf, socket: Optional[Address], http: Optional[Address]
 ) -> NginxFindings:
@@ -187,10 +193,10 @@ def analyze(
     wanted = []
     if socket is not None:
         found += passing(conf, socket, "uwsgi_pass")
-        wanted.append(f"uwsgi_pass to {socket.for_nginx()}")
+        wanted.append(f"uwsgi_pass to {_shown(socket)}")
     if http is not None:
         found += passing(conf, http, "proxy_pass")
-        wanted.append(f"proxy_pass to {http.for_nginx()}")
+        wanted.append(f"proxy_pass to {_shown(http)}")
     if not found:
         seen = every_pass(conf)
         what = "; it has " + ", ".join(seen) if seen else "; it passes nothing to uWSGI"
