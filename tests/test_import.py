@@ -197,6 +197,17 @@ def test_numbers_are_read_as_uwsgi_reads_them(short_tmp: Path) -> None:
     assert "not carried over: uwsgi.ini line 4: threads = many: not a whole number" in done.stderr
 
 
+def test_options_repeat_as_lists_and_flags_keep_the_last(short_tmp: Path) -> None:
+    ini = (
+        "[uwsgi]\nmodule = app:app\nattach-daemon = a\nattach-daemon = b\n"
+        "enable-threads = true\nenable-threads = off\n"
+    )
+    _app(short_tmp, ini)
+    done = _import(short_tmp, "uwsgi.ini")
+    passed = yaml.safe_load(done.stdout)["uwsgi"]["options"]
+    assert passed == {"attach-daemon": ["a", "b"], "enable-threads": False}
+
+
 def test_missing_paths_are_said_on_stderr_not_refused(short_tmp: Path) -> None:
     (short_tmp / "uwsgi.ini").write_text("[uwsgi]\nchdir = /srv/gone\nmodule = blog:app\n")
     done = _import(short_tmp, "uwsgi.ini")

@@ -58,6 +58,10 @@ class Draft:
             return
         setting = self.options[name]
         old = setting.value
+        if isinstance(value, bool) and isinstance(old, bool):
+            setting.value = value  # a flag given again: uWSGI keeps the last
+            setting.comments.extend(comments)
+            return
         items = old if isinstance(old, list) else [_text(old)]
         setting.value = [*items, _text(value)]
         setting.comments.extend(comments)
