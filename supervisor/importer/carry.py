@@ -34,11 +34,21 @@ OWNED = {
     " supervisor (systemctl stop) stops gracefully",
     "pidfile": _PID, "pidfile2": _PID, "safe-pidfile": _PID, "safe-pidfile2": _PID,
     "manage-script-name": "set with uwsgi.mount",
+    "py-tracebacker": "the supervisor sets its own: a hung worker's Python stacks go to its log",
     "py-autoreload": _RELOAD, "py-auto-reload": _RELOAD, "python-autoreload": _RELOAD,
     "python-auto-reload": _RELOAD, "touch-reload": _RELOAD, "touch-chain-reload": _RELOAD,
     "touch-workers-reload": _RELOAD, "fs-reload": _RELOAD, "fs-brutal-reload": _RELOAD,
 }  # fmt: skip
 _PYTHON_PLUGIN = re.compile(r"python[0-9]*")
+# uWSGI's cheaper and idle modes leave workers unspawned (pid 0, status
+# "cheap" in the stats), and the supervisor calls the app up (READY, a
+# finished reload) only when every worker serves: it would never be.
+_CHEAP = re.compile(r"cheaper(-.*)?|cheap|idle|die-on-idle")
+_WHY_CHEAP = (
+    "it leaves workers unspawned (\"cheap\"), and the supervisor calls the app up only"
+    " once every worker serves: start and every reload would time out; uwsgi.processes"
+    " sets the workers"
+)
 MAX_WORKERS = 1024
 
 
@@ -152,6 +162,9 @@ def _carry(ctx: Context, entry: Entry) -> None:
             f"uWSGI has no option '{key}'{hint} and ignored it; the supervisor's uWSGI runs"
             " with --strict and would refuse it",
         )
+        return
+    if _CHEAP.fullmatch(key):
+        ctx.drop(entry, _WHY_CHEAP)
         return
     try:
         option_name(key)
