@@ -258,8 +258,8 @@ def _leftovers(location: Directive, findings: NginxFindings) -> None:
             d.name == "uwsgi_param" and d.args[:1] == ["SCRIPT_NAME"]
         ):
             findings.mount_comments.append(
-                f"{d.where.label}: {d.text()}: replaced by uwsgi.mount (uWSGI's mount and"
-                " manage-script-name set SCRIPT_NAME)"
+                f"{d.where.label}: {d.text().rstrip(';')}: replaced by uwsgi.mount (uWSGI's"
+                " mount and manage-script-name set SCRIPT_NAME)"
             )
         elif d.name not in _UNDERSTOOD and d.name != "location":
             findings.dropped.append(
