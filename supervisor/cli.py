@@ -1,4 +1,4 @@
-"""Command line: check, run, status, reload, render, events."""
+"""Command line: check, run, status, reload, render, events, import."""
 
 from __future__ import annotations
 
@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("spec", type=Path)
     rd.set_defaults(func=cmd_render)
     eventscli.add_parser(sub)
+
+    from supervisor.importer import add_parser as add_import
+
+    add_import(sub)
     return p
 
 

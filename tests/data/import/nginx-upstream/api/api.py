@@ -1,0 +1,4 @@
+def make_app():
+    from flask import Flask
+
+    return Flask(__name__)
