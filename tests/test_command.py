@@ -173,12 +173,14 @@ def test_threads_virtualenv_and_logto() -> None:
     assert value(argv, "--virtualenv") == "/srv/venv"
     assert value(argv, "--logto") == "/var/log/blog/uwsgi.log"
     assert "--log-maxsize" not in argv  # the user's file: their rotation
+    assert argv.count("--log-master") == 1  # so that `l` moves the workers' lines too
     plain = command(base).argv
     assert "--threads" not in plain and "--virtualenv" not in plain
     # Our own log file, which we tail into the journal: capped.
     assert value(plain, "--logto") == "/run/t/uwsgi-1.log"
     assert int(value(plain, "--log-maxsize")) > 0
     assert value(plain, "--log-backupname") == "/run/t/uwsgi-1.log.old"
+    assert "--log-master" not in plain
 
 
 def test_environment_has_app_env_and_nothing_of_systemds_or_uwsgi_options() -> None:

@@ -199,7 +199,11 @@ def build_command(
         # worker must load the app itself, from the release `chdir` names now.
         argv += ["--lazy-apps", "--hook-post-fork", f"chdir:{spec.app.chdir}"]
     if spec.logto is not None:
-        argv += ["--logto", str(spec.logto)]
+        # The master writes every process's lines (log-master): after a
+        # rotation one `l` on the FIFO moves them all to the new file. Without
+        # it, `l` reopens the master's descriptor only, and the workers write
+        # into the rotated file for good.
+        argv += ["--logto", str(spec.logto), "--log-master"]
     else:
         # The supervisor tails this file into the journal; capped so a chatty
         # app cannot fill /run while nobody reads it.
