@@ -27,6 +27,7 @@ from supervisor.spec.model import (
 from supervisor.uwsgi.command import (
     INSTANCE_MARK,
     INSTANCE_TAG,
+    LOGTO,
     SHOWN_FDS,
     Command,
     SocketFds,
@@ -181,6 +182,8 @@ def test_threads_virtualenv_and_logto() -> None:
     assert int(value(plain, "--log-maxsize")) > 0
     assert value(plain, "--log-backupname") == "/run/t/uwsgi-1.log.old"
     assert "--log-master" not in plain
+    # Workers close their inherited descriptor of the logto file (the entry shim).
+    assert command(spec).env[LOGTO] == "/var/log/blog/uwsgi.log" and LOGTO not in command(base).env
 
 
 def test_environment_has_app_env_and_nothing_of_systemds_or_uwsgi_options() -> None:

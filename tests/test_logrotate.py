@@ -14,7 +14,6 @@ import gzip
 import os
 import pwd
 import re
-import shutil
 import subprocess
 import time
 from collections import Counter
@@ -175,6 +174,8 @@ def test_a_moved_log_is_followed_by_uwsgi(short_tmp: Path) -> None:
             assert (a.log.stat().st_uid, a.log.stat().st_gid) == ids
         assert a.sup.uwsgi_pid() == master and set(children(master)) == workers
         assert open_log_files(master, a.dir) == {str(a.log)}
+        assert not [pid for pid in workers if open_log_files(pid, a.dir)]
+        assert not [pid for pid in workers if open_log_files(pid, a.dir)]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: uWSGI runs as another user")
@@ -246,7 +247,9 @@ def test_rotations_under_load_lose_no_line(short_tmp: Path) -> None:
                 f" {len(answered)} {dict(statuses)}; uWSGI logged {len(lines)} across"
                 f" {[p.name for p in a.files()]}"
             )
-            assert result["failed"] == 0 and set(statuses) == {"200"}, (result, statuses)
+            # 499: nginx's word for a request whose client left (wrk closes its
+            # connections when its time is up); uWSGI answered and logged it.
+            assert result["failed"] == 0 and set(statuses) <= {"200", "499"}, (result, statuses)
             assert len(lines) == len(answered), "a request line lost (or one too many)"
             twice = [k for k, n in Counter((pid, req) for pid, req, _ in lines).items() if n > 1]
             assert not twice, f"logged twice: {twice[:5]}"
@@ -260,12 +263,11 @@ def test_rotations_under_load_lose_no_line(short_tmp: Path) -> None:
             # Not reloaded: the same master and workers; rotated files all closed.
             assert a.sup.uwsgi_pid() == master and set(children(master)) == workers
             assert not [line for line in a.lines() if "reload" in line.lower()]
-            # The master, which writes every line, holds the live file only. Each
-            # worker still holds the file that was live when it was forked (uWSGI's
-            # original_log_fd, inherited), which it never writes: its space comes
-            # back when the worker is next respawned.
+            # The master, which writes every line, holds the live file only; the
+            # workers (which write through it) hold none, not even the one live at
+            # their fork: no rotated file is kept open, nor its disk space.
             assert open_log_files(master, a.dir) == {str(a.log)}
-            print(f"held by the workers: {[open_log_files(pid, a.dir) for pid in workers]}")
+            assert [open_log_files(pid, a.dir) for pid in workers] == [set()] * len(workers)
             assert serves(ngx.port, "v1")
             assert requests_in(read(a.log), "/")[-1:], "the live file gets the new lines"
 
@@ -274,8 +276,3 @@ def read(path: Path) -> list[str]:
     data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     return data.decode("utf-8", "replace").splitlines()
 
-
-def test_logrotate_is_where_the_tests_expect_it() -> None:
-    # The tier above needs Debian's logrotate (scripts/test installs it).
-    found = shutil.which("logrotate", path="/usr/sbin:/usr/bin")
-    require(found is not None, "logrotate missing; install Debian's logrotate")
