@@ -204,6 +204,7 @@ class Instance:
             self._open_log(at_end=False)
             if self._log_fd is None:
                 return
+        renamed = False
         while True:
             chunk = os.read(self._log_fd, 65536)
             if chunk:
@@ -212,15 +213,18 @@ class Instance:
                 for line in lines:
                     self._emit(line)
                 continue
-            # At the end: follow uWSGI's size-capped rotation to the new file.
+            if renamed:  # read to the end once more: what came just before the rename
+                self._open_log(at_end=False)
+                renamed = False
+                if self._log_fd is None:
+                    return
+                continue
+            # At the end: follow a rotation (uWSGI's own, or logrotate's) to the new file.
             try:
-                rotated = os.stat(self.log_path).st_ino != self._log_ino
+                renamed = os.stat(self.log_path).st_ino != self._log_ino
             except OSError:
-                rotated = False
-            if not rotated:
-                return
-            self._open_log(at_end=False)
-            if self._log_fd is None:
+                renamed = False
+            if not renamed:
                 return
 
     def _emit(self, line: bytes) -> None:
