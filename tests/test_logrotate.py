@@ -178,6 +178,31 @@ def test_a_moved_log_is_followed_by_uwsgi(short_tmp: Path) -> None:
         assert not [pid for pid in workers if open_log_files(pid, a.dir)]
 
 
+def test_a_rotation_while_the_supervisor_was_down_is_caught_up(short_tmp: Path) -> None:
+    with logged_app(short_tmp, http=True) as a:
+        target = f"127.0.0.1:{a.http}"
+        master = a.sup.uwsgi_pid()
+        assert a.sup.proc is not None
+        a.sup.proc.kill()  # SIGKILL: uWSGI serves on, unsupervised
+        a.sup.proc.wait()
+        a.log.rename(a.dir / "uwsgi.log.1")  # logrotate runs meanwhile
+        a.log.touch(mode=0o600)
+        ids = service_ids()
+        if ids is not None:
+            os.chown(a.log, *ids)  # its `create`: the rotated file's owner
+        assert http_get(target, "/?down=1")[0] == 200
+        with Supervised(short_tmp, a.sup.spec.read_text(), name="app") as again:
+            seen = len(again.log()) if again.logfile.exists() else 0
+            again.start()
+            assert f"adopted uWSGI pid {master}" in again.log()[seen:]
+            wait_until(lambda: "reopens it" in again.log()[seen:], 10, "a reopen after adoption")
+            assert http_get(target, "/?up=1")[0] == 200
+            wait_until(lambda: "/?up=1" in a.log.read_text(), 5, "the request in the new file")
+            assert "GET /?down=1" in (a.dir / "uwsgi.log.1").read_text()
+            assert again.uwsgi_pid() == master
+            assert open_log_files(master, a.dir) == {str(a.log)}
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: uWSGI runs as another user")
 def test_a_new_log_the_user_cannot_write_is_refused_without_a_reload(short_tmp: Path) -> None:
     with logged_app(short_tmp, http=True) as a:
