@@ -90,3 +90,18 @@ def test_a_file_the_service_user_cannot_write_is_reported_once_and_not_reopened(
     assert "user nobody cannot write" in said[0] and "`create`" in said[0], said[0]
     os.chown(log, rot.credentials["user"], rot.credentials["group"])  # the operator's fix
     assert rot.due(0.6, said.append) == ident(log.stat())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to another user")
+def test_a_log_the_service_user_cannot_write_is_reported_at_start(short_tmp: Path) -> None:
+    os.chmod(short_tmp, 0o755)
+    log = short_tmp / "app.log"
+    log.touch(mode=0o600)  # root's, made before: uWSGI opens it as root at start
+    rot = Rotation(replace(make_spec(), logto=log, user="nobody"), log)
+    fd = open_logto(log, rot.credentials)
+    rot.opened(fd)
+    os.close(fd)
+    said: list[str] = []
+    for now in (0.0, 0.2):
+        assert rot.due(now, said.append) is None
+    assert len(said) == 1 and "could not reopen it" in said[0], said

@@ -68,6 +68,7 @@ class Rotation:
         self.writes: Optional[Ident] = None
         self.missing_since: Optional[float] = None
         self._reported: Optional[tuple[int, ...]] = None  # the file state last refused
+        self._vetted = False  # the file uWSGI started on was checked for the next rotation
 
     def opened(self, fd: int) -> None:
         """uWSGI was started on the file open as `fd`."""
@@ -87,11 +88,17 @@ class Rotation:
         if st is None:
             return None
         self.missing_since = None
+        state = (st.st_ino, st.st_mode, st.st_uid, st.st_gid)
         if ident(st) == self.writes:
+            if not self._vetted:  # say now what would go wrong at the next rotation
+                self._vetted = True
+                problem = self._problem(st, rotated=False)
+                if problem is not None:
+                    self._report(state, log, problem)
             return None
-        problem = self._problem(st)
+        problem = self._problem(st, rotated=True)
         if problem is not None:
-            self._report((st.st_ino, st.st_mode, st.st_uid, st.st_gid), log, problem)
+            self._report(state, log, problem)
             return None
         return ident(st)
 
@@ -129,10 +136,16 @@ class Rotation:
         finally:
             os.close(fd)
 
-    def _problem(self, st: os.stat_result) -> Optional[str]:
+    def _problem(self, st: os.stat_result, rotated: bool) -> Optional[str]:
         found = access_problems(self.spec.user, self.spec.group, {0: [(self.path, "w")]})
         if not found:
             return None
+        if not rotated:  # uWSGI opened it as root at start; a reopen comes as the user
+            return (
+                f"logto {self.path}: {found[0]} [{describe(self.path, st)}], so after a"
+                " rotation uWSGI could not reopen it and would write on into the rotated"
+                f" file; give {self.path} to the service user"
+            )
         return (
             f"logto {self.path} was rotated, but uWSGI is not told to reopen it: {found[0]}"
             f" [{describe(self.path, st)}]. Until then uWSGI keeps writing to the rotated"
