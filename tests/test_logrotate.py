@@ -14,6 +14,7 @@ import gzip
 import os
 import pwd
 import re
+import signal
 import subprocess
 import time
 from collections import Counter
@@ -201,6 +202,25 @@ def test_a_rotation_while_the_supervisor_was_down_is_caught_up(short_tmp: Path) 
             assert "GET /?down=1" in (a.dir / "uwsgi.log.1").read_text()
             assert again.uwsgi_pid() == master
             assert open_log_files(master, a.dir) == {str(a.log)}
+
+
+def test_a_rotation_during_a_swaps_bake_reopens_both_masters(short_tmp: Path) -> None:
+    with logged_app(short_tmp, http=True) as a:
+        old = a.sup.uwsgi_pid()
+        a.sup.signal(signal.SIGUSR1)  # a reload: swap, then the old master paused (bake)
+        wait_until(lambda: f"pid {old} paused" in a.sup.log(), 30, f"a bake; {a.sup.log()}")
+        new = a.sup.uwsgi_pid()
+        a.log.rename(a.dir / "uwsgi.log.1")
+        a.log.touch(mode=0o600)
+        ids = service_ids()
+        if ids is not None:
+            os.chown(a.log, *ids)
+        wait_until(lambda: a.sup.log().count("reopens it") == 2, 5, "both masters reopening")
+        for master in (new, old):
+            assert f"uWSGI pid {master} reopens it" in a.sup.log()
+            assert open_log_files(master, a.dir) == {str(a.log)}, master
+        assert http_get(f"127.0.0.1:{a.http}", "/?baked=1")[0] == 200
+        wait_until(lambda: "/?baked=1" in a.log.read_text(), 5, "the request in the new file")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: uWSGI runs as another user")
