@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fakes import make_spec
 
+from supervisor.uwsgi import logfile
 from supervisor.uwsgi.logfile import CREATE_GRACE, Rotation, ident, open_logto
 
 
@@ -71,7 +72,7 @@ def test_open_logto_appends_and_never_truncates(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to another user")
 def test_a_file_the_service_user_cannot_write_is_reported_once_and_not_reopened(
-    short_tmp: Path,
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     os.chmod(short_tmp, 0o755)  # the user may reach it: only the file is wrong
     log = short_tmp / "app.log"
@@ -88,6 +89,10 @@ def test_a_file_the_service_user_cannot_write_is_reported_once_and_not_reopened(
         assert rot.due(now, said.append) is None
     assert len(said) == 1, said
     assert "user nobody cannot write" in said[0] and "`create`" in said[0], said[0]
+    probes = []
+    monkeypatch.setattr(logfile, "access_problems", lambda *a: probes.append(a) or {0: "no"})
+    assert rot.due(0.5, said.append) is None and probes == []  # the same file: asked once
+    monkeypatch.undo()
     os.chown(log, rot.credentials["user"], rot.credentials["group"])  # the operator's fix
     assert rot.due(0.6, said.append) == ident(log.stat())
 

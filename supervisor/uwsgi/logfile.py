@@ -69,6 +69,10 @@ class Rotation:
         self.missing_since: Optional[float] = None
         self._reported: Optional[tuple[int, ...]] = None  # the file state last refused
         self._vetted = False  # the file uWSGI started on was checked for the next rotation
+        # The last answer of the (subprocess) probe, by file and change time: a
+        # file that stays unusable is not probed again on every turn of the loop;
+        # a chown, chmod or ACL change (a new ctime) is.
+        self._verdict: Optional[tuple[tuple[int, int, bool], Optional[str]]] = None
 
     def opened(self, fd: int) -> None:
         """uWSGI was started on the file open as `fd`."""
@@ -92,11 +96,11 @@ class Rotation:
         if ident(st) == self.writes:
             if not self._vetted:  # say now what would go wrong at the next rotation
                 self._vetted = True
-                problem = self._problem(st, rotated=False)
+                problem = self._checked(st, rotated=False)
                 if problem is not None:
                     self._report(state, log, problem)
             return None
-        problem = self._problem(st, rotated=True)
+        problem = self._checked(st, rotated=True)
         if problem is not None:
             self._report(state, log, problem)
             return None
@@ -135,6 +139,12 @@ class Rotation:
             return os.fstat(fd)
         finally:
             os.close(fd)
+
+    def _checked(self, st: os.stat_result, rotated: bool) -> Optional[str]:
+        key = (st.st_ino, st.st_ctime_ns, rotated)
+        if self._verdict is None or self._verdict[0] != key:
+            self._verdict = (key, self._problem(st, rotated))
+        return self._verdict[1]
 
     def _problem(self, st: os.stat_result, rotated: bool) -> Optional[str]:
         found = access_problems(self.spec.user, self.spec.group, {0: [(self.path, "w")]})
