@@ -146,6 +146,7 @@ class Loop:
                 self._check_children(now)
                 self.machine.tick(now)
                 self.controller.tick_retiring(now)
+                self.controller.reopen_logs(now, self.log.warning)
                 self._poll_stats(now)
                 self.prober.drive(now, self.machine, self.controller)
                 if self.codepush is not None:

@@ -27,6 +27,7 @@ from supervisor.spec.model import (
 from supervisor.uwsgi.command import (
     INSTANCE_MARK,
     INSTANCE_TAG,
+    LOGTO,
     SHOWN_FDS,
     Command,
     SocketFds,
@@ -173,12 +174,16 @@ def test_threads_virtualenv_and_logto() -> None:
     assert value(argv, "--virtualenv") == "/srv/venv"
     assert value(argv, "--logto") == "/var/log/blog/uwsgi.log"
     assert "--log-maxsize" not in argv  # the user's file: their rotation
+    assert argv.count("--log-master") == 1  # so that `l` moves the workers' lines too
     plain = command(base).argv
     assert "--threads" not in plain and "--virtualenv" not in plain
     # Our own log file, which we tail into the journal: capped.
     assert value(plain, "--logto") == "/run/t/uwsgi-1.log"
     assert int(value(plain, "--log-maxsize")) > 0
     assert value(plain, "--log-backupname") == "/run/t/uwsgi-1.log.old"
+    assert "--log-master" not in plain
+    # Workers close their inherited descriptor of the logto file (the entry shim).
+    assert command(spec).env[LOGTO] == "/var/log/blog/uwsgi.log" and LOGTO not in command(base).env
 
 
 def test_environment_has_app_env_and_nothing_of_systemds_or_uwsgi_options() -> None:

@@ -2,7 +2,8 @@
 
 * ``packaging/deb/build`` makes ``uwsgi-supervisor_<version>_<arch>.deb``; ``dpkg-deb -c/-I/-f``
   show every file where it belongs, owned by root, the unit and examples byte for byte the
-  checkout's, no conffiles, and the maintainer scripts and md5sums that should be there.
+  checkout's, the logrotate snippet its one conffile, and the maintainer scripts and md5sums
+  that should be there.
 * The packaged ``/usr/bin/uwsgi-supervisor --version`` runs, with the virtualenv's absolute
   paths resolved by a bind mount at /opt/uwsgi-supervisor inside ``unshare --mount``: the
   host's /opt is never touched (checked).
@@ -186,9 +187,11 @@ def test_deb_puts_every_file_in_its_place(contents: dict[str, Entry]) -> None:
     assert contents[f"/lib/systemd/system/{UNIT}"].mode == "-rw-r--r--"
     assert contents[f"/lib/systemd/system/{SOCKET_UNIT}"].mode == "-rw-r--r--"
     assert contents["/etc/uwsgi-supervisor"].mode.startswith("d")
-    assert [p for p in contents if p.startswith("/etc/")] == ["/etc/uwsgi-supervisor"], (
-        "nothing but the empty spec directory under /etc: no spec is activated"
-    )
+    assert [p for p in contents if p.startswith("/etc/")] == [
+        "/etc/logrotate.d", "/etc/logrotate.d/uwsgi-supervisor", "/etc/uwsgi-supervisor"
+    ], "nothing but the empty spec directory and the logrotate snippet: no spec is activated"
+    assert contents["/etc/logrotate.d/uwsgi-supervisor"].mode == "-rw-r--r--"
+    assert contents["/var/log/uwsgi-supervisor"].mode == "drwxr-xr-x"  # the apps' users pass
     doc = "/usr/share/doc/uwsgi-supervisor"
     for name in (
         "README.md",
@@ -204,9 +207,9 @@ def test_deb_puts_every_file_in_its_place(contents: dict[str, Entry]) -> None:
         assert any(p.startswith(f"{site}/{module}") for p in contents), module
     assert not [p for p in contents if p.startswith(f"{PREFIX}/bin/pip")], "pip left in the venv"
     allowed = ("/etc/uwsgi-supervisor", "/lib/systemd/system", PREFIX, "/usr/bin/uwsgi-supervisor",
-               doc)  # fmt: skip
+               doc, "/etc/logrotate.d/uwsgi-supervisor", "/var/log/uwsgi-supervisor")  # fmt: skip
     parents = {"/", "/etc", "/lib", "/lib/systemd", "/opt", "/usr", "/usr/bin", "/usr/share",
-               "/usr/share/doc"}  # fmt: skip
+               "/usr/share/doc", "/etc/logrotate.d", "/var", "/var/log"}  # fmt: skip
     strays = [p for p in contents if p not in parents and not p.startswith(allowed)]
     assert not strays, f"files outside the package's places: {strays}"
     assert {e.owner for e in contents.values()} == {"root/root"}
@@ -222,6 +225,7 @@ def test_deb_ships_the_checkouts_unit_and_examples(extracted: Path) -> None:
         doc / "README.md": REPO / "README.md",
         doc / "example.yaml": REPO / "etc" / "example.yaml",
         doc / example_unit: REPO / "units" / example_unit,
+        extracted / "etc/logrotate.d/uwsgi-supervisor": REPO / "etc/logrotate.d/uwsgi-supervisor",
     }
     same.update({doc / "nginx" / c.name: c for c in (REPO / "etc" / "nginx").glob("*.conf")})
     for packaged, original in same.items():
@@ -238,9 +242,11 @@ def test_deb_control_area(deb: Path, control_dir: Path, contents: dict[str, Entr
         packaged = control_dir / script
         assert packaged.read_bytes() == (DEB / script).read_bytes()
         assert os.access(packaged, os.X_OK)
-    assert not (control_dir / "conffiles").exists(), "no conffiles: specs are the admin's"
+    # The only conffile: specs are the admin's, never the package's.
+    conffiles = (control_dir / "conffiles").read_text().split()
+    assert conffiles == ["/etc/logrotate.d/uwsgi-supervisor"]
     assert sorted(p.name for p in control_dir.iterdir()) == sorted(
-        ["control", "md5sums", *MAINTAINER_SCRIPTS]
+        ["conffiles", "control", "md5sums", *MAINTAINER_SCRIPTS]
     )
     md5sums = (control_dir / "md5sums").read_text().splitlines()
     summed = {line.split(maxsplit=1)[1] for line in md5sums}
@@ -525,6 +531,12 @@ def test_deb_and_rpm_describe_the_same_layout() -> None:
     assert f"PREFIX={PREFIX}" in build and f"%global venv {PREFIX}" in text
     for unit in (UNIT, SOCKET_UNIT):
         assert f'"$repo/units/{unit}"' in build and f"units/{unit}" in text, unit
+    snippet = "etc/logrotate.d/uwsgi-supervisor"
+    assert f'"$repo/{snippet}" "$root/{snippet}"' in build
+    assert f"{snippet} %{{buildroot}}%{{_sysconfdir}}/logrotate.d/uwsgi-supervisor" in text
+    assert "%config(noreplace) %{_sysconfdir}/logrotate.d/uwsgi-supervisor" in text
+    assert '"$root/var/log/uwsgi-supervisor"' in build
+    assert "%dir %attr(0755,root,root) %{_localstatedir}/log/uwsgi-supervisor" in text
     for doc in (
         "README.md",
         "etc/example.yaml",

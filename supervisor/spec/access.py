@@ -29,13 +29,13 @@ from supervisor.spec.sections import Section
 K = TypeVar("K")
 
 # A path and what the user needs of it: "x" execute a file, "d" enter and
-# list a directory, "r" read.
+# list a directory, "r" read, "w" write.
 Need = tuple[Path, str]
 Ids = tuple[int, int, list[int]]  # uid, gid, supplementary groups
 
 _PROBE = 'for p; do if test "${p%%:*}" "${p#*:}"; then printf 1; else printf 0; fi; done'
-_FLAGS = {"x": ("-x",), "d": ("-r", "-x"), "r": ("-r",)}
-_WORDS = {"x": "execute", "d": "enter and read", "r": "read"}
+_FLAGS = {"x": ("-x",), "d": ("-r", "-x"), "r": ("-r",), "w": ("-w",)}
+_WORDS = {"x": "execute", "d": "enter and read", "r": "read", "w": "write"}
 
 
 def access_problems(
@@ -96,7 +96,7 @@ def _ask(ids: Optional[Ids], probes: Sequence[tuple[Path, str]]) -> Optional[lis
     if not probes:
         return []
     if ids is None:
-        modes = {"-x": os.X_OK, "-r": os.R_OK}
+        modes = {"-x": os.X_OK, "-r": os.R_OK, "-w": os.W_OK}
         return [os.access(path, modes[flag]) for path, flag in probes]
     uid, gid, groups = ids
     try:

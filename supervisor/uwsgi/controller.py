@@ -265,6 +265,13 @@ class UwsgiController:
             else:
                 inst.kill()
 
+    def reopen_logs(self, now: float, warn: Callable[[str], None]) -> None:
+        """Have every live master write to the `logto` file now at its path,
+        after logrotate (or an `mv`) renamed the one it writes (see `logfile`)."""
+        for inst in self.instances():
+            if inst.reopen_log(now, warn):
+                self._log(f"logto {inst.log_path} was rotated: uWSGI pid {inst.pid} reopens it")
+
     def last_error(self) -> Optional[str]:
         """Why uWSGI last failed, in one line (see `failures.summarize_failure`).
 

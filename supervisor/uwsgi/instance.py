@@ -9,7 +9,7 @@ import select
 import signal
 import stat
 import subprocess
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from supervisor.exitcodes import UWSGI_NO_APP
 from supervisor.lifecycle.samples import Stats
@@ -17,6 +17,7 @@ from supervisor.spec.model import InstancePaths, Spec
 from supervisor.uwsgi import procs
 from supervisor.uwsgi.command import Command
 from supervisor.uwsgi.fifo import FifoNotReady, write_fifo
+from supervisor.uwsgi.logfile import Rotation, open_logto
 from supervisor.uwsgi.private import open_private
 from supervisor.uwsgi.stats import read_stats
 
@@ -57,6 +58,8 @@ class Instance:
         self.forward = spec.logto is None
         self._log_fd: Optional[int] = None
         self._log_ino = 0
+        # The operator's file: reopened by uWSGI after each rotation.
+        self.rotation = None if self.forward else Rotation(spec, self.log_path)
         self.tail: collections.deque[str] = collections.deque(maxlen=50)
         self._partial = b""
         self.exit_code: Optional[int] = None
@@ -90,9 +93,10 @@ class Instance:
         if self.forward:  # ours, in the runtime dir: private, never through a symlink
             out = open_private(self.log_path, os.O_WRONLY | os.O_APPEND)
         else:  # the operator's `logto`, wherever they chose (a symlink is theirs)
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-            out = os.open(self.log_path, flags, 0o600)
+            out = open_logto(self.log_path, credentials)
         try:
+            if self.rotation is not None:
+                self.rotation.opened(out)
             if credentials and self.forward:  # uWSGI reopens its log by path
                 os.fchown(out, credentials["user"], credentials["group"])
             self._open_log(at_end=True)
@@ -161,6 +165,18 @@ class Instance:
         except FifoNotReady:
             return False
 
+    def reopen_log(self, now: float, warn: Callable[[str], None]) -> bool:
+        """After a rotation of `logto`, tell the master to reopen it (FIFO `l`)
+        once the file at its path is ready for uWSGI; True when told."""
+        rotation = self.rotation
+        if rotation is None or self.exit_code is not None or self.pid is None:
+            return False
+        file = rotation.due(now, warn)
+        if file is None or not self.send_fifo("l"):
+            return False  # not rotated, not ready, or the master is between execs
+        rotation.reopened(file)
+        return True
+
     def signal(self, sig: int) -> None:
         if self.adopted is not None and self.exit_code is None:
             try:
@@ -188,6 +204,7 @@ class Instance:
             self._open_log(at_end=False)
             if self._log_fd is None:
                 return
+        renamed = False
         while True:
             chunk = os.read(self._log_fd, 65536)
             if chunk:
@@ -196,15 +213,18 @@ class Instance:
                 for line in lines:
                     self._emit(line)
                 continue
-            # At the end: follow uWSGI's size-capped rotation to the new file.
+            if renamed:  # read to the end once more: what came just before the rename
+                self._open_log(at_end=False)
+                renamed = False
+                if self._log_fd is None:
+                    return
+                continue
+            # At the end: follow a rotation (uWSGI's own, or logrotate's) to the new file.
             try:
-                rotated = os.stat(self.log_path).st_ino != self._log_ino
+                renamed = os.stat(self.log_path).st_ino != self._log_ino
             except OSError:
-                rotated = False
-            if not rotated:
-                return
-            self._open_log(at_end=False)
-            if self._log_fd is None:
+                renamed = False
+            if not renamed:
                 return
 
     def _emit(self, line: bytes) -> None:
