@@ -20,7 +20,7 @@ from supervisor.history import History
 from supervisor.lifecycle.machine import Machine
 from supervisor.lifecycle.states import POLLED_STATES, State
 from supervisor.logs import Logger
-from supervisor.metrics import Counters, MetricsServer, View, start_metrics
+from supervisor.metrics import Counters, View
 from supervisor.publish import Publisher, socket_docs, take_snapshot, view_of
 from supervisor.respec import SpecRereader, unappliable
 from supervisor.spec.model import LiveSpec, ReloadMode, Spec, runtime_paths
@@ -48,6 +48,7 @@ from supervisor.wakeups import Wakeups
 
 if TYPE_CHECKING:
     from supervisor.codepush.glue import CodePush
+    from supervisor.metrics.server import MetricsServer
 
 RETIRE_POLL = 0.05  # how often a master retiring after a swap is checked on
 LONGEST_SLEEP = STATS_IDLE
@@ -129,7 +130,12 @@ class Loop:
             self.log.error(str(exc))
             return Exit.CONFIG
         self._start_watching()
-        self.metrics = start_metrics(self.spec, lambda: self.view, self.counters, self.log.error)
+        if self.spec.metrics.listen is not None:  # prometheus_client only when serving
+            from supervisor.metrics.server import start_metrics
+
+            self.metrics = start_metrics(
+                self.spec, lambda: self.view, self.counters, self.log.error
+            )
         try:
             if orphan is not None:
                 self.controller.adopt(orphan)

@@ -9,6 +9,6 @@ does, `expand.py` resolves `$(...)`, `@(...)`, `%(...)`; `nginxconf.py` and
 `draft.py` renders as commented YAML.
 """
 
-from supervisor.importer.command import add_parser, run_import
+from supervisor.importer.args import add_parser
 
-__all__ = ["add_parser", "run_import"]
+__all__ = ["add_parser"]  # run_import: supervisor.importer.command (loaded on use)

@@ -1,6 +1,11 @@
-"""Prometheus metrics at /metrics, served by the supervisor itself (see collect.py)."""
+"""Prometheus metrics at /metrics, served by the supervisor itself.
 
-from supervisor.metrics.collect import Counters, View
-from supervisor.metrics.server import MetricsServer, start_metrics
+`model.py` holds what the loop keeps (always, and cheap); `collect.py` and
+`server.py` need prometheus_client and are imported only when
+`metrics.listen` is set (`start_metrics`), so an app without metrics does
+not carry it in memory.
+"""
 
-__all__ = ["Counters", "MetricsServer", "View", "start_metrics"]
+from supervisor.metrics.model import Counters, View
+
+__all__ = ["Counters", "View"]

@@ -16,7 +16,8 @@ from typing import Any, Callable, Optional
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from supervisor.metrics.collect import Counters, UwsgiCollector, View
+from supervisor.metrics.collect import UwsgiCollector
+from supervisor.metrics.model import Counters, View
 from supervisor.spec.model import Address, Spec, runtime_paths
 
 SCRAPE_TIMEOUT = 5.0  # a client that stalls is dropped: the next scrape is served
