@@ -25,6 +25,7 @@ from bench import (
     s5_overhead,
     s6_scale,
     s7_stop,
+    s8_metrics,
 )
 from bench.alternatives import SUPERVISORD_VENV, Supervisord
 from bench.common import REPO
@@ -44,6 +45,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[Settings, Any], list[dict[str, Any]]]]
     "5": ("overhead", s5_overhead.run),
     "6": ("scale", s6_scale.run),
     "7": ("stop", s7_stop.run),
+    "8": ("metrics", s8_metrics.run),
 }
 
 

@@ -159,6 +159,30 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 verdict(oc <= sc),
             )
         )
+    scrapes = [r for r in res.get("metrics", []) if r["what"] == "scrape"]
+    if scrapes:
+        ms = summary(values(scrapes, "ms"))
+        size = max(r["bytes"] for r in scrapes)
+        read = summary(values([r for r in res["metrics"] if r["what"] == "stats_read"], "ms"))
+        if ms and read:
+            out.append(
+                (
+                    "A /metrics scrape with 64 workers under 50 ms",
+                    f"{ms[0]:.1f} ms (max {ms[2]:.1f})",
+                    f"stats socket read alone: {read[0]:.1f} ms",
+                    f"{ms[0] / read[0]:.2f}x",
+                    verdict(ms[2] < 50),
+                )
+            )
+        out.append(
+            (
+                "A /metrics scrape with 64 workers under 200 KB",
+                f"{size / 1024:.0f} KiB",
+                "—",
+                "—",
+                verdict(size < 200 * 1024),
+            )
+        )
     scale = res.get("scale", [])
     if scale:
         biggest = max(r["files"] for r in scale)
@@ -589,6 +613,24 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             "and are the ones compared.\n\n"
             + table(["what", "median (min–max) over slices"], rows)
             + "\n![idle overhead](charts/5-idle-overhead.png)\n"
+        )
+    scrapes = [r for r in res.get("metrics", []) if r["what"] == "scrape"]
+    if scrapes:
+        reads = [r for r in res["metrics"] if r["what"] == "stats_read"]
+        parts.append(
+            "## 8. Metrics scrape\n\n"
+            f"`GET /metrics` of our supervisor with 64 uWSGI workers, {len(scrapes)} times on "
+            "fresh connections, answered from the loop's last stats sample. The reference is "
+            "one read of the stats socket, which a sidecar exporter does on every scrape before "
+            "it formats anything.\n\n"
+            + table(
+                ["what", "median (min–max)"],
+                [
+                    ["scrape, ms", fmt(summary(values(scrapes, "ms")), 1, " ms", 1)],
+                    ["scrape, KiB", fmt(summary(values(scrapes, "bytes")), 1 / 1024, " KiB", 0)],
+                    ["stats socket read alone, ms", fmt(summary(values(reads, "ms")), 1, " ms", 1)],
+                ],
+            )
         )
     scale = res.get("scale", [])
     if scale:
