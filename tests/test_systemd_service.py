@@ -98,7 +98,8 @@ CRASH = App("crash", port=free_port())
 HANG = App("hang", port=free_port())
 ROOTDROP = App("rootdrop", port=free_port())  # run by root; uWSGI drops to the spec's user
 VERIFY = App("verify", watch=False, swap=True, port=free_port())
-GOOD_APPS = (DEMO, RELOAD, STOP, CRASH, HANG, ROOTDROP, VERIFY)
+EVENTS = App("events", port=free_port())
+GOOD_APPS = (DEMO, RELOAD, STOP, CRASH, HANG, ROOTDROP, VERIFY, EVENTS)
 
 BROKEN = App("broken", port=free_port())
 BROKEN_SPEC = BROKEN.spec().replace("  processes: 2\n", "  processes: two\n")
@@ -356,6 +357,40 @@ def test_kill_9_of_the_supervisor_restarts_it_without_orphans(sd: Systemd) -> No
     )
     _, new_uwsgi = processes(sd, CRASH)
     assert len(new_uwsgi) == len(uwsgi), (uwsgi, new_uwsgi)
+
+
+def test_a_crash_is_in_the_state_directory_and_the_journal_as_a_structured_entry(
+    sd: Systemd,
+) -> None:
+    """The event history under the shipped unit: StateDirectory= keeps it, `events`
+    (run as root, as an admin would) reads it, journald has its fields."""
+    start(sd, EVENTS)
+    status = sd.run([SUPERVISOR, "status", "--json", EVENTS.spec_path], check=True)
+    master = json.loads(status.stdout)["uwsgi_pid"]
+    sd.run(["kill", "-9", str(master)], check=True)
+
+    def crashes() -> list[dict[str, object]]:
+        out = sd.run([SUPERVISOR, "events", "--json", EVENTS.spec_path], check=True).stdout
+        return [e for e in map(json.loads, out.splitlines()) if e["event"] == "crash"]
+
+    crash = sd.wait_until("the crash in `events`", crashes, timeout=30)[0]
+    assert crash["how"] == "killed by SIGKILL", crash
+    history = f"/var/lib/uwsgi-supervisor/{EVENTS.name}/events.jsonl"
+    owner = sd.run(["stat", "-c", "%U %a", history], check=True).stdout.split()
+    assert owner == [EVENTS.user, "600"], owner
+    entries = sd.wait_until(
+        "the crash's journal entry",
+        lambda: sd.run(
+            ["journalctl", "-o", "json", "UWSGI_SUPERVISOR_EVENT=crash",
+             f"UWSGI_SUPERVISOR_APP={EVENTS.name}"]
+        ).stdout.splitlines(),
+        timeout=10,
+    )  # fmt: skip
+    entry = json.loads(entries[0])
+    assert entry["UWSGI_SUPERVISOR_HOW"] == "killed by SIGKILL", entry
+    assert entry["MESSAGE"].startswith(f"{EVENTS.name}: crash 1: uWSGI killed by SIGKILL"), entry
+    assert entry["PRIORITY"] == "3" and entry["SYSLOG_IDENTIFIER"] == "uwsgi-supervisor", entry
+    assert get(EVENTS)[0] == 200  # and it serves again
 
 
 def test_watchdog_kills_and_restarts_a_hung_supervisor(sd: Systemd) -> None:
