@@ -366,7 +366,7 @@ def test_a_crash_is_in_the_state_directory_and_the_journal_as_a_structured_entry
     (run as root, as an admin would) reads it, journald has its fields."""
     start(sd, EVENTS)
     status = sd.run([SUPERVISOR, "status", "--json", EVENTS.spec_path], check=True)
-    master = json.loads(status.stdout)["uwsgi_pid"]
+    master = json.loads(status.stdout)["supervisor"]["uwsgi_pid"]
     sd.run(["kill", "-9", str(master)], check=True)
 
     def crashes() -> list[dict[str, object]]:
