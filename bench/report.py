@@ -159,9 +159,9 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 verdict(oc <= sc),
             )
         )
-    scrapes = [r for r in res.get("metrics", []) if r["what"] == "scrape"]
+    scrapes = [r for r in res.get("metrics", []) if r["what"].startswith("scrape")]
     if scrapes:
-        ms = summary(values(scrapes, "ms"))
+        ms = summary(values(scrapes, "ms"))  # both formats: the goal holds for each
         size = max(r["bytes"] for r in scrapes)
         read = summary(values([r for r in res["metrics"] if r["what"] == "stats_read"], "ms"))
         if ms and read:
@@ -616,6 +616,7 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
         )
     scrapes = [r for r in res.get("metrics", []) if r["what"] == "scrape"]
     if scrapes:
+        om = [r for r in res["metrics"] if r["what"] == "scrape_openmetrics"]
         reads = [r for r in res["metrics"] if r["what"] == "stats_read"]
         parts.append(
             "## 8. Metrics scrape\n\n"
@@ -626,8 +627,13 @@ def _sections(res: dict[str, Any], cfg: Settings) -> list[str]:
             + table(
                 ["what", "median (min–max)"],
                 [
-                    ["scrape, ms", fmt(summary(values(scrapes, "ms")), 1, " ms", 1)],
-                    ["scrape, KiB", fmt(summary(values(scrapes, "bytes")), 1 / 1024, " KiB", 0)],
+                    ["scrape, text format, ms", fmt(summary(values(scrapes, "ms")), 1, " ms", 1)],
+                    ["scrape, text format, KiB",
+                     fmt(summary(values(scrapes, "bytes")), 1 / 1024, " KiB", 0)],
+                    ["scrape with Prometheus's Accept header (served as text), ms",
+                     fmt(summary(values(om, "ms")), 1, " ms", 1)],
+                    ["scrape with Prometheus's Accept header, KiB",
+                     fmt(summary(values(om, "bytes")), 1 / 1024, " KiB", 0)],
                     ["stats socket read alone, ms", fmt(summary(values(reads, "ms")), 1, " ms", 1)],
                 ],
             )

@@ -5,6 +5,7 @@ refused. The 64-worker size and time figures are bench scenario 8."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from kit.wait import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 FAST_BAKE = "health:\n  bake: 1s\n"
+PROMETHEUS_ACCEPT = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;q=0.3"
 EXPORTER_NAMES = (  # what uwsgi_exporter's dashboards query
     "uwsgi_up",
     "uwsgi_workers",
@@ -127,6 +129,13 @@ def test_metrics_follow_a_crash_and_two_reloads(short_tmp: Path) -> None:
         assert value(after, "uwsgi_worker_respawn_count_total", worker_id="1") is not None
         # Anything but /metrics is not there.
         assert http_get(target, "/nothing")[0] == 404
+        # Prometheus asks for OpenMetrics first; it gets the text format, which it reads.
+        conn = http.client.HTTPConnection("127.0.0.1", mport, timeout=10)
+        conn.request("GET", "/metrics", headers={"Accept": PROMETHEUS_ACCEPT})
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.read()
+        assert resp.getheader("Content-Type") == "text/plain; version=0.0.4; charset=utf-8"
+        conn.close()
 
 
 def test_metrics_on_a_unix_socket_for_the_service_group(short_tmp: Path) -> None:

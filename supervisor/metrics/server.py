@@ -3,6 +3,7 @@ wake-up between scrapes), one scrape at a time, each bounded in time."""
 
 from __future__ import annotations
 
+import gc
 import grp
 import http.server
 import os
@@ -13,13 +14,16 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from supervisor.metrics.collect import UwsgiCollector
 from supervisor.metrics.model import Counters, View
 from supervisor.spec.model import Address, Spec, runtime_paths
 
+# The text format every Prometheus reads (prometheus_client's generate_latest
+# writes it; its own constant names a newer version in recent releases).
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 SCRAPE_TIMEOUT = 5.0  # a client that stalls is dropped: the next scrape is served
 
 
@@ -30,8 +34,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.path.split("?")[0] not in ("/metrics", "/"):
             self.send_error(404, "only /metrics is served here")
             return
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        body = encoder(self.registry)
+        # Always the text format, whatever Accept prefers: Prometheus takes it,
+        # it carries everything here, and prometheus_client renders it in about
+        # two thirds of OpenMetrics' time (25 against 39 ms with 64 workers,
+        # bench 8), well within a scrape's 50 ms.
+        encoder, content_type = generate_latest, TEXT_FORMAT
+        # A render allocates some 10,000 short-lived objects with 64 workers: a
+        # collection in the middle of it only adds to the scrape's time.
+        gc.disable()
+        try:
+            body = encoder(self.registry)
+        finally:
+            gc.enable()
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
