@@ -130,12 +130,7 @@ class Loop:
             self.log.error(str(exc))
             return Exit.CONFIG
         self._start_watching()
-        if self.spec.metrics.listen is not None:  # prometheus_client only when serving
-            from supervisor.metrics.server import start_metrics
-
-            self.metrics = start_metrics(
-                self.spec, lambda: self.view, self.counters, self.log.error
-            )
+        self._serve_metrics()
         try:
             if orphan is not None:
                 self.controller.adopt(orphan)
@@ -180,6 +175,17 @@ class Loop:
             self.codepush, self.watch_error = start_watching(
                 self.live, self.gate, self.log.info, self.log.error, self.wake
             )
+
+    def _serve_metrics(self) -> None:
+        """Serve /metrics where the spec says now (at start, and after SIGHUP)."""
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
+        if self.spec.metrics.listen is not None:  # prometheus_client only when serving
+            from supervisor.metrics.server import start_metrics
+
+            view = lambda: self.view  # noqa: E731 (read on the server's thread)
+            self.metrics = start_metrics(self.spec, view, self.counters, self.log.error)
 
     def _stop_watching(self) -> None:
         if self.codepush is not None:
@@ -243,6 +249,8 @@ class Loop:
         if rewatch:
             self._stop_watching()
             self._start_watching()
+        if new.metrics != old.metrics:
+            self._serve_metrics()
         if restart:
             self._signal_reload(now, ReloadMode.RESTART, "spec changed (uWSGI command line)")
         else:

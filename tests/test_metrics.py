@@ -15,7 +15,7 @@ from typing import Optional
 
 from harness import Supervised, copy_app, spec_yaml
 from kit.app import set_version
-from kit.net import free_port, http_get, serves
+from kit.net import free_port, http_get, serves, try_get
 from kit.wait import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -194,3 +194,21 @@ def unix_get(path: Path, url: str) -> str:
     head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.0 200"), head
     return body.decode()
+
+
+def test_sighup_moves_the_metrics_where_the_spec_now_says(short_tmp: Path) -> None:
+    app = copy_app("blog", short_tmp / "app")
+    port, first, second = free_port(), free_port(), free_port()
+    extra = f"metrics:\n  listen: 127.0.0.1:{first}\n"
+    text = spec_yaml(app, short_tmp / "rt", "blog:app", port, extra)
+    sup = Supervised(short_tmp, text)
+    with sup:
+        sup.start()
+        assert "uwsgi_up" in scrape_text(f"127.0.0.1:{first}")
+        sup.spec.write_text(text.replace(f"127.0.0.1:{first}", f"127.0.0.1:{second}"))
+        sup.signal(signal.SIGHUP)
+        wait_until(
+            lambda: try_get(f"127.0.0.1:{second}", "/metrics"), 30, "metrics on the new port"
+        )
+        assert try_get(f"127.0.0.1:{first}", "/metrics") is None  # the old one is closed
+        assert serves(port, "v1")
