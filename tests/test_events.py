@@ -9,6 +9,9 @@ import os
 import signal
 import socket
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +156,27 @@ def test_since_takes_spans(text: str, back: float) -> None:
     from supervisor.eventscli import since_time
 
     assert since_time(text, now=1_000_000.0) == 1_000_000.0 - back
+
+
+def test_follow_prints_new_events_as_they_are_recorded(tmp_path: Path) -> None:
+    """`events --follow` (what an operator leaves open during a deploy), on the file
+    a supervisor writes."""
+    spec = tmp_path / "blog.yaml"
+    state = tmp_path / "state"
+    spec.write_text(f"app:\n  module: blog:app\n  chdir: {tmp_path}/app\nstate_dir: {state}\n")
+    h = History("blog", state, lambda _: None, to_journal=False)
+    h.record({"event": "start", "why": "start"})
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "supervisor", "events", "--follow", "--json", str(spec)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follow.stdout is not None
+        assert json.loads(follow.stdout.readline())["event"] == "start"  # the history so far
+        time.sleep(0.1)  # newer than the last one shown
+        h.record({"event": "crash", "how": "killed by SIGKILL", "crashes": 1})
+        assert json.loads(follow.stdout.readline())["how"] == "killed by SIGKILL"
+    finally:
+        follow.kill()
+        follow.wait()
