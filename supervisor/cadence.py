@@ -1,11 +1,13 @@
 """How often the loop looks at uWSGI and pings systemd's watchdog.
 
 Starting or reloading, the stats socket is read every 50 ms, so readiness is
-noticed at once. Running and settled (one master, nothing under way), it is
-read only as often as the watchdog needs evidence of life: twice per ping
-under systemd's watchdog, else every STATS_IDLE. Timers due within `align`
-of each other share one wake-up. An idle supervisor so wakes a few times a
-minute; inotify, signals and its threads wake it for real events.
+noticed at once; then every second for the first QUIET_AFTER seconds, when a
+worker of new code is most likely to die. Once quiet (one master, nothing
+under way for that long) it is read only as often as the watchdog needs
+evidence of life: twice per ping under systemd's watchdog, else every
+STATS_IDLE, and timers due within `align` of each other share one wake-up.
+An idle supervisor so wakes a few times a minute; inotify, signals and its
+threads wake it for real events.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from supervisor.uwsgi.controller import UwsgiController
 
 STATS_FAST = 0.05  # while starting or reloading: readiness is noticed this soon
 STATS_SLOW = 1.0  # while a swap's masters overlap (a bake, a retiring master)
-STATS_IDLE = 10.0  # running and settled, without systemd's watchdog
+STATS_IDLE = 10.0  # quiet, without systemd's watchdog
+QUIET_AFTER = 30.0  # settled this long: quiet
 ALIGN = 1.0  # a ping or poll due this soon is done now: one wake-up, not two
 
 
@@ -34,31 +37,39 @@ class Cadence:
         self.align = min(ALIGN, self.stats_idle / 4)
         self.last_stats_poll = 0.0
         self.next_watchdog = 0.0
+        self.settled_since: Optional[float] = None
 
-    def settled(self) -> bool:
-        """Running one master, nothing under way: stats are only the watchdog's evidence."""
+    def quiet(self, now: float) -> bool:
+        """Running one master, nothing under way, for QUIET_AFTER seconds: stats
+        are only the watchdog's evidence now."""
         m, ctl = self.machine, self.controller
-        return (
+        settled = (
             m.state is State.RUNNING
             and m.bake_until is None
             and ctl.next is None
             and not ctl.retiring
         )
+        if not settled:
+            self.settled_since = None
+            return False
+        if self.settled_since is None:
+            self.settled_since = now
+        return now - self.settled_since >= QUIET_AFTER
 
-    def slack(self) -> float:
+    def slack(self, now: float) -> float:
         """How late a timer may fire to share another's wake-up."""
-        return self.align if self.settled() else 0.0
+        return self.align if self.quiet(now) else 0.0
 
-    def stats_due(self) -> float:
+    def stats_due(self, now: float) -> float:
         """When to read the stats socket next: the interval follows the state
         *now*, so a reload that began mid-interval is checked within 50 ms."""
         if self.machine.state in WAITING_STATES:
             return self.last_stats_poll + STATS_FAST
-        return self.last_stats_poll + (self.stats_idle if self.settled() else STATS_SLOW)
+        return self.last_stats_poll + (self.stats_idle if self.quiet(now) else STATS_SLOW)
 
     def poll_stats_now(self, now: float) -> bool:
         """True (and noted) when the stats socket is to be read in this turn."""
-        if now < self.stats_due() - self.slack():
+        if now < self.stats_due(now) - self.slack(now):
             return False
         self.last_stats_poll = now
         return True

@@ -194,7 +194,7 @@ class Loop:
 
     def _wait(self, now: float) -> None:
         self.wakeups.sleep_until(now, [
-            self.cadence.stats_due(),
+            self.cadence.stats_due(now),
             self.cadence.ping_due(),
             self.machine.next_deadline(),
             self.codepush.deadline() if self.codepush is not None else None,
@@ -202,7 +202,7 @@ class Loop:
             now + RETIRE_POLL if self.controller.retiring else None,
             now + RETIRE_POLL if self.notifier.pending else None,
             *self.wakeups.deadlines(now, bool(self.controller.instances())),
-        ], longest=LONGEST_SLEEP, slack=self.cadence.slack())
+        ], longest=LONGEST_SLEEP, slack=self.cadence.slack(now))
 
     def _forward_output(self) -> None:
         instances = self.controller.instances()
