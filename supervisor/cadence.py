@@ -65,7 +65,10 @@ class Cadence:
         *now*, so a reload that began mid-interval is checked within 50 ms."""
         if self.machine.state in WAITING_STATES:
             return self.last_stats_poll + STATS_FAST
-        return self.last_stats_poll + (self.stats_idle if self.quiet(now) else STATS_SLOW)
+        if self.quiet(now):
+            return self.last_stats_poll + self.stats_idle
+        # Never slower than the watchdog needs (a WatchdogSec under 4 s).
+        return self.last_stats_poll + min(STATS_SLOW, self.stats_idle)
 
     def poll_stats_now(self, now: float) -> bool:
         """True (and noted) when the stats socket is to be read in this turn."""
@@ -82,7 +85,9 @@ class Cadence:
         if not self.watchdog or now < self.next_watchdog - self.align:
             return
         self.next_watchdog = now + self.watchdog / 2
-        stale_after = max(self.watchdog / 2, 2 * self.stats_idle)
+        # Two of the longest intervals between reads in any state (a read late
+        # under load must not cost a ping), and never under 2 s (as before).
+        stale_after = max(self.watchdog / 2, 2 * self.stats_idle, 2 * STATS_SLOW)
         if self.machine.watchdog_ok(now, stale_after=stale_after):
             self.notifier.watchdog()
 
