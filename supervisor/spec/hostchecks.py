@@ -295,27 +295,34 @@ def check_runtime_dir(path: Path) -> None:
         raise ValueError(f"{path} cannot be created: {place} is {what}")
 
 
-def default_state_dir(name: str, environ: Mapping[str, str]) -> Path:
-    """systemd's STATE_DIRECTORY, else /var/lib/... for root, else a per-user dir."""
-    first = environ.get("STATE_DIRECTORY", "").split(":")[0]
+def _systemd_dir(
+    name: str, environ: Mapping[str, str], systemd: str, root: str, xdg: str, fallback: Path
+) -> Path:
+    """systemd's `systemd` directory variable, else `root`/NAME for root, else
+    the user's `xdg` dir, else `fallback`, with uwsgi-supervisor/NAME under it."""
+    first = environ.get(systemd, "").split(":")[0]
     if os.path.isabs(first):
         return Path(first)
     if os.geteuid() == 0:
-        return Path("/var/lib/uwsgi-supervisor") / name
-    xdg = environ.get("XDG_STATE_HOME", "")
-    if os.path.isabs(xdg):
-        return Path(xdg) / "uwsgi-supervisor" / name
-    return Path(os.path.expanduser("~")) / ".local" / "state" / "uwsgi-supervisor" / name
+        return Path(root) / name
+    base = environ.get(xdg, "")
+    if os.path.isabs(base):
+        return Path(base) / "uwsgi-supervisor" / name
+    return fallback / name
+
+
+def default_state_dir(name: str, environ: Mapping[str, str]) -> Path:
+    """systemd's STATE_DIRECTORY, else /var/lib/... for root, else a per-user dir."""
+    home_state = Path(os.path.expanduser("~")) / ".local" / "state" / "uwsgi-supervisor"
+    return _systemd_dir(
+        name, environ, "STATE_DIRECTORY", "/var/lib/uwsgi-supervisor", "XDG_STATE_HOME",
+        home_state,
+    )  # fmt: skip
 
 
 def default_runtime_dir(name: str, environ: Mapping[str, str]) -> Path:
     """systemd's RUNTIME_DIRECTORY, else /run/... for root, else a per-user dir."""
-    first = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    if os.path.isabs(first):
-        return Path(first)
-    if os.geteuid() == 0:
-        return Path("/run/uwsgi-supervisor") / name
-    xdg = environ.get("XDG_RUNTIME_DIR", "")
-    if os.path.isabs(xdg):
-        return Path(xdg) / "uwsgi-supervisor" / name
-    return Path(f"/tmp/uwsgi-supervisor-{os.geteuid()}") / name
+    return _systemd_dir(
+        name, environ, "RUNTIME_DIRECTORY", "/run/uwsgi-supervisor", "XDG_RUNTIME_DIR",
+        Path(f"/tmp/uwsgi-supervisor-{os.geteuid()}"),
+    )  # fmt: skip
