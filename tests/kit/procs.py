@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import Callable
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -45,10 +46,9 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def cpu_ns(pid: int) -> int:
-    """CPU time of the threads of `pid` alive now, in ns (the scheduler's own
-    count, /proc/PID/task/TID/schedstat: exact, where /proc/PID/stat counts
-    10-ms ticks); 0 once it is gone."""
+def _per_task(pid: int, name: str, read: Callable[[str], int]) -> int:
+    """The sum of `read(text)` over /proc/PID/task/*/`name` of the threads alive
+    now; 0 once the process is gone."""
     total = 0
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
@@ -56,30 +56,31 @@ def cpu_ns(pid: int) -> int:
         return 0
     for task in tasks:
         try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                total += int(f.read().split()[0])
+            with open(f"/proc/{pid}/task/{task}/{name}") as f:
+                total += read(f.read())
         except (OSError, ValueError, IndexError):
             continue
     return total
 
 
+def cpu_ns(pid: int) -> int:
+    """CPU time of the threads of `pid` alive now, in ns (the scheduler's own
+    count, /proc/PID/task/TID/schedstat: exact, where /proc/PID/stat counts
+    10-ms ticks); 0 once it is gone."""
+    return _per_task(pid, "schedstat", lambda text: int(text.split()[0]))
+
+
+def _voluntary_switches(status: str) -> int:
+    for line in status.splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
+
+
 def wakeups(pid: int) -> int:
     """Times the threads of `pid` alive now went to sleep and woke up (voluntary
     context switches); 0 once it is gone."""
-    total = 0
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return 0
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/status") as f:
-                for line in f:
-                    if line.startswith("voluntary_ctxt_switches:"):
-                        total += int(line.split()[1])
-        except (OSError, ValueError):
-            continue
-    return total
+    return _per_task(pid, "status", _voluntary_switches)
 
 
 def rss_mib(pid: int) -> float:
