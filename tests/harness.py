@@ -62,9 +62,12 @@ class NotifySocket:
                 seq.append("+".join(names))
         return seq
 
+    def count(self, key: str) -> int:
+        return sum(1 for f in self.poll() if key in f)
+
     def wait_for(self, key: str, count: int = 1, timeout: float = 30.0) -> None:
         wait_until(
-            lambda: sum(1 for f in self.poll() if key in f) >= count,
+            lambda: self.count(key) >= count,
             timeout,
             f"{count} x {key} on NOTIFY_SOCKET (got {self.keys()})",
         )
@@ -121,8 +124,21 @@ class Supervised:
                 cwd=self.tmp,
             )
         if wait_ready:
-            self.notify.wait_for("READY", timeout=timeout)
+            proc = self.proc
+            wait_until(
+                lambda: self.notify.count("READY") > 0
+                or (proc.poll() is not None and self._exited_before_ready()),
+                timeout,
+                f"READY on NOTIFY_SOCKET (got {self.notify.keys()})",
+            )
         return self
+
+    def _exited_before_ready(self) -> bool:
+        assert self.proc is not None
+        tail = "\n".join(self.log().splitlines()[-20:])
+        raise AssertionError(
+            f"the supervisor exited with {self.proc.returncode} before READY; its log ends:\n{tail}"
+        )
 
     def log(self) -> str:
         return self.logfile.read_text(errors="replace")

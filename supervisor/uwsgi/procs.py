@@ -48,7 +48,7 @@ def _is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
-        return fields[0] == b"Z"
+        return fields[0] in (b"Z", b"X")  # exited; its files are closed
     except (OSError, IndexError):
         return True
 
@@ -78,9 +78,19 @@ def kill_leftovers(
         return []
     signal_pids(pids, signal.SIGKILL)
     deadline = time.monotonic() + wait
-    while instance_pids(runtime_dir, tag, spare) and time.monotonic() < deadline:
+    while not exited(pids) and time.monotonic() < deadline:
         time.sleep(0.02)
     return pids
+
+
+def exited(pids: list[int]) -> bool:
+    """Every one of `pids` has finished exiting (a zombie, or reaped).
+
+    Not the same as instance_pids() no longer finding it: a dying process
+    loses its environ (its memory) before it closes its files, and one of
+    those files may be the listening socket the next master must bind.
+    """
+    return all(_is_zombie(pid) for pid in pids)
 
 
 def wait_gone(
@@ -88,12 +98,16 @@ def wait_gone(
 ) -> bool:
     """Wait until no process of the instance is left; `tick` runs between polls."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not instance_pids(runtime_dir, spare=spare):
+    seen: set[int] = set()
+    while True:
+        found = instance_pids(runtime_dir, spare=spare)
+        seen.update(found)
+        if not found and exited(sorted(seen)):
             return True
+        if time.monotonic() >= deadline:
+            return False
         tick()
         time.sleep(0.05)
-    return not instance_pids(runtime_dir, spare=spare)
 
 
 def revive_fifo(pid: int, path: Path) -> bool:
