@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.nginx, pytest.mark.faults, pytest.mark.slow]
 
 PROCESSES = 4
 LOAD_SECONDS = 11  # per fault: 2 s of load before it, the rest to recover in
+AFTER_RECOVERY = 2.0  # seconds of load kept once recovered, then wrk stops
 TABLE = Path(__file__).resolve().parent.parent / "bench" / "out" / "faults.md"
 BROKEN = "def broken(:\n"  # SyntaxError at import
 
@@ -115,8 +116,9 @@ def under_load(
     bound: str,
     inject: Callable[[], Callable[[], object]],
 ) -> Row:
-    """Run wrk; after 2 s inject the fault; wait for its recovery predicate."""
-    load = wrk.start(s.port, LOAD_SECONDS, threads=2, connections=32)
+    """Run wrk; after 2 s inject the fault; wait for its recovery predicate, then
+    keep the load on for AFTER_RECOVERY seconds (what recovered must go on serving)."""
+    load = wrk.start(s.port, LOAD_SECONDS + int(AFTER_RECOVERY), threads=2, connections=32)
     try:
         time.sleep(2.0)
         start = time.monotonic()
@@ -127,8 +129,9 @@ def under_load(
             f"recovery from {fault}; state {s.sup.state()}; log:\n{s.sup.log()[-3000:]}",
         )
         took = time.monotonic() - start
+        time.sleep(AFTER_RECOVERY)
     finally:
-        result = wrk.finish(load, LOAD_SECONDS + 60)
+        result = wrk.stop(load, LOAD_SECONDS + 60)
     row = Row(fault, item, result["requests"], result["failed"], took, bound)
     ROWS.append(row)
     return row

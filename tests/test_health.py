@@ -58,6 +58,8 @@ PUSHES: dict[str, tuple[Callable[[Path], None], str, str]] = {
     # 404 is below 500: an app that must serve "/" says so with health.expect.
     "no routes": (_no_routes, "health:\n  expect: 200\n", "answered 404"),
 }
+# What the good push after a refused one waits for: the new code's bake (default 10 s).
+SHORT_BAKE = "  bake: 2s\n"
 
 
 def _spec(tmp: Path, app: Path, extra: str) -> str:
@@ -75,7 +77,8 @@ def test_a_push_that_fails_on_request_never_takes_traffic(short_tmp: Path, name:
     push, extra, named = PUSHES[name]
     app = copy_app("blog", short_tmp / "app")
     good = (app / "blog.py").read_text()
-    with Supervised(short_tmp, _spec(short_tmp, app, extra)) as sup:
+    health = (extra or "health:\n") + SHORT_BAKE
+    with Supervised(short_tmp, _spec(short_tmp, app, health)) as sup:
         sup.start()
         master = sup.uwsgi_pid()
         with running_nginx(short_tmp / "nginx", render_nginx(load_spec(sup.spec))) as ngx:
@@ -87,7 +90,7 @@ def test_a_push_that_fails_on_request_never_takes_traffic(short_tmp: Path, name:
                 time.sleep(1.0)  # the old master keeps serving under load
                 served = serves(ngx.port, "v1")
             finally:
-                result = wrk.finish(load, 60)
+                result = wrk.stop(load)
             assert result["failed"] == 0, result
             assert served
             assert r.returncode == 1, r.stdout + r.stderr

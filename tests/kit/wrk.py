@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,16 @@ def start(
         f"http://127.0.0.1:{port}/",
     ]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop(proc: subprocess.Popen[str], timeout: float = 60) -> dict[str, Any]:
+    """End wrk now (SIGINT: it stops its connections and prints its summary) and read it.
+
+    For a test whose load only has to last until what it watches is over: `duration`
+    in start() is then the bound, not the length of the run."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    return finish(proc, timeout)
 
 
 def finish(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
