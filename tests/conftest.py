@@ -34,6 +34,16 @@ def state_directory() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def checkout_deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout's .deb, built once for every test that installs it."""
+    from kit.deb import build_deb, missing_build_tool
+
+    missing = missing_build_tool()
+    require(missing is None, str(missing))
+    return build_deb(Path(__file__).resolve().parent.parent, tmp_path_factory.mktemp("deb"))
+
+
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="usup-", dir="/tmp"))

@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,6 @@ PREFIX = "/opt/uwsgi-supervisor"
 UNIT = "uwsgi-supervisor@.service"
 SOCKET_UNIT = "uwsgi-supervisor@.socket"
 SYSTEM_PYTHON = "/usr/bin/python3"
-BUILD_TIMEOUT = 170  # the whole module must stay under 3 minutes; a cached build takes ~10 s
 MAINTAINER_SCRIPTS = ("postinst", "prerm", "postrm")
 # systemctl verbs a maintainer script must never use: restarts and stops go through
 # deb-systemd-invoke (which asks policy-rc.d first), and nothing is enabled or started.
@@ -82,18 +80,6 @@ def python_minor() -> str:
     return run([SYSTEM_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).strip()
 
 
-def require_build_tools() -> None:
-    for tool, package in (("dpkg-deb", "dpkg"), ("dpkg-shlibdeps", "dpkg-dev"), ("gcc", "gcc"),
-                          ("unshare", "util-linux")):  # fmt: skip
-        require(shutil.which(tool) is not None, f"{tool} not found (apt-get install {package})")
-    require(Path(SYSTEM_PYTHON).exists(), f"{SYSTEM_PYTHON} not found (apt-get install python3)")
-    paths = "import sysconfig; print(sysconfig.get_paths()['include'])"
-    include = Path(run([SYSTEM_PYTHON, "-c", paths]).strip())
-    require((include / "Python.h").exists(), "Python.h not found (apt-get install python3-dev)")
-    venv_ok = subprocess.run([SYSTEM_PYTHON, "-c", "import ensurepip"], capture_output=True)
-    require(venv_ok.returncode == 0, "python3 -m venv unavailable (apt-get install python3-venv)")
-
-
 @pytest.fixture(scope="module")
 def host_opt() -> Iterator[list[str]]:
     """The host's /opt before the build; it must be the same after every test here."""
@@ -104,18 +90,8 @@ def host_opt() -> Iterator[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def deb(tmp_path_factory: pytest.TempPathFactory, host_opt: list[str]) -> Path:
-    require_build_tools()
-    out = tmp_path_factory.mktemp("deb")
-    started = time.monotonic()
-    cp = subprocess.run([str(DEB / "build"), str(out)], capture_output=True, text=True,
-                        timeout=BUILD_TIMEOUT)  # fmt: skip
-    elapsed = time.monotonic() - started
-    assert cp.returncode == 0, f"packaging/deb/build failed:\n{cp.stdout}{cp.stderr}"
-    debs = list(out.glob("*.deb"))
-    assert len(debs) == 1, f"expected one .deb in {out}, found {debs}"
-    print(f"built {debs[0].name}: {debs[0].stat().st_size} bytes in {elapsed:.1f}s")
-    return debs[0]
+def deb(checkout_deb: Path, host_opt: list[str]) -> Path:
+    return checkout_deb
 
 
 @pytest.fixture(scope="module")

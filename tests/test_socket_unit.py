@@ -41,12 +41,12 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from kit.deb import build_deb
 from kit.load import Load, LoadResult
 from kit.net import free_port, http_get
 from kit.nginx import running_nginx
 from kit.wait import wait_until
 from sysd import REPO, UNIT_DIR, VENV_BIN, Systemd, boot_or_skip, shipped_template
-from test_packaging import require_build_tools
 
 from supervisor import __version__
 
@@ -345,21 +345,11 @@ NEXT_VERSION = f"{__version__}.post1"
 TREE = ("pyproject.toml", "README.md", "LICENSE", "supervisor", "units", "etc", "packaging")
 
 
-def build_deb(tree: Path, out: Path) -> Path:
-    out.mkdir(parents=True)
-    cp = subprocess.run([str(tree / "packaging" / "deb" / "build"), str(out)],
-                        capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert cp.returncode == 0, f"{tree}: packaging/deb/build failed:\n{cp.stdout}{cp.stderr}"
-    (deb,) = out.glob("*.deb")
-    return deb
-
-
 @pytest.fixture(scope="module")
-def debs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def debs(checkout_deb: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """This checkout's .deb, and the same tree with the version bumped to NEXT_VERSION."""
-    require_build_tools()
     work = tmp_path_factory.mktemp("upgrade")
-    old = build_deb(REPO, work / "old")
+    old = checkout_deb
     tree = work / "next"
     tree.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
