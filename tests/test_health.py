@@ -130,6 +130,38 @@ def test_the_refusal_quotes_the_apps_own_traceback(short_tmp: Path) -> None:
         )
 
 
+RAW_APP = """\
+def app(environ, start_response):
+    {body}
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"v1\\n"]
+"""
+
+
+def test_a_refusal_names_the_traceback_even_when_the_worker_closes_first(
+    short_tmp: Path,
+) -> None:
+    """A bare WSGI app that raises gets no answer at all from uWSGI, which closes
+    the connection about when it logs the traceback: each refusal must still
+    quote it (one in five did not, when the log was read once)."""
+    app = short_tmp / "app"
+    app.mkdir()
+    (app / "hello.py").write_text(RAW_APP.format(body="pass"))
+    spec = (
+        f'app:\n  module: "hello:app"\n  chdir: {app}\nuwsgi:\n  processes: 3\n'
+        f"runtime_dir: {short_tmp / 'rt'}\nwatch:\n  enabled: false\n  reload: swap\n"
+    )
+    with Supervised(short_tmp, spec) as sup:
+        sup.start()
+        for attempt in range(6):
+            body = 'raise RuntimeError("the database is gone")'
+            (app / "hello.py").write_text(RAW_APP.format(body=body) + f"# push {attempt}\n")
+            r = sup.cli("reload", "--wait", str(sup.spec))
+            assert r.returncode == 1, r.stderr
+            assert "not an HTTP answer: (nothing)" in r.stderr, r.stderr
+            assert "RuntimeError in hello.py line 2: the database is gone" in r.stderr, r.stderr
+
+
 def test_ready_at_start_waits_for_the_health_check(short_tmp: Path) -> None:
     """READY means a real request was answered, not only that workers accept."""
     app = copy_app("blog", short_tmp / "app")

@@ -45,6 +45,14 @@ def summarize_failure(lines: Iterable[str], chdir: Optional[Path] = None) -> Opt
     return None
 
 
+def traceback_summary(lines: Iterable[str], chdir: Optional[Path] = None) -> Optional[str]:
+    """summarize_failure's answer from the last complete traceback in `lines`, else None."""
+    text = [line.rstrip("\n") for line in lines]
+    start = _last_traceback(text)
+    summary = None if start is None else _from_traceback(text[start + 1 :], chdir)
+    return None if summary is None else summary[:MAX_LENGTH]
+
+
 def _last_traceback(lines: list[str]) -> Optional[int]:
     for i in range(len(lines) - 1, -1, -1):
         if lines[i].startswith("Traceback (most recent call last)"):

@@ -21,7 +21,8 @@ from supervisor.lifecycle.health import CURRENT, NEXT
 from supervisor.lifecycle.machine import Machine
 from supervisor.spec.model import HealthSpec, Spec
 from supervisor.uwsgi.controller import UwsgiController
-from supervisor.uwsgi.failures import summarize_failure
+from supervisor.uwsgi.failures import summarize_failure, traceback_summary
+from supervisor.uwsgi.instance import Instance
 
 MAX_ANSWER = 65536  # read this much of the answer at most
 SHOWN_LINES = 3  # lines of the body a refusal quotes
@@ -29,6 +30,8 @@ SHOWN_WIDTH = 160
 # While a swapped-in master bakes: this many 5xx answers to the site, half
 # of its answers or more, roll it back (a check each second would be slower).
 BAD_ANSWERS = 5
+# How long a failed check waits for the app's traceback to reach uWSGI's log.
+TRACEBACK_GRACE = 0.5
 
 
 @dataclass(frozen=True)
@@ -185,8 +188,7 @@ class Prober:
             detail = result.detail
             inst = controller.next if target == NEXT else controller.current
             if not result.ok and inst is not None:
-                inst.drain_output()  # the app's traceback, if it logged one
-                logged = summarize_failure(list(inst.tail), controller.spec.app.chdir)
+                logged = logged_failure(inst, controller.spec.app.chdir)
                 if logged:
                     detail += f"; uWSGI's log: {logged}"
             machine.health_result(now, target, result.ok, detail)
@@ -201,3 +203,19 @@ class Prober:
             return
         spec: Spec = controller.spec
         self.start(due, inst.paths.health, spec.health, spec.health.url_path(spec.uwsgi.mount))
+
+
+def logged_failure(inst: Instance, chdir: Optional[Path]) -> Optional[str]:
+    """Why a failed check failed, as uWSGI's log tells (the app's traceback).
+
+    A worker can close the connection a moment before its traceback reaches
+    the log file, so a check that found no traceback looks again for up to
+    TRACEBACK_GRACE seconds: a refusal is rare, and one that names the error
+    is worth that much."""
+    deadline = time.monotonic() + TRACEBACK_GRACE
+    while True:
+        inst.drain_output()
+        found = traceback_summary(inst.tail, chdir)
+        if found is not None or time.monotonic() >= deadline:
+            return found or summarize_failure(inst.tail, chdir)
+        time.sleep(0.02)
