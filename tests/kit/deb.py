@@ -31,7 +31,7 @@ def missing_build_tool() -> Optional[str]:
 
 def build_deb(tree: Path, out: Path) -> Path:
     """The .deb that `tree`'s packaging/deb/build makes, in `out`."""
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     cp = subprocess.run([str(tree / "packaging" / "deb" / "build"), str(out)],
                         capture_output=True, text=True, timeout=BUILD_TIMEOUT)  # fmt: skip
