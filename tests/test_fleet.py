@@ -373,7 +373,7 @@ def test_bad_release_is_refused_by_the_canary(fleet: Fleet) -> None:
     assert "release 3 was not applied on host0" in run.out, run.out[-6000:]
     # The verdict's reason: the new master's health check got no answer, and why.
     assert "swap refused: health check failed" in run.out, run.out[-6000:]
-    assert "RuntimeError in hello.py line 7: the database is gone" in run.out, run.out[-6000:]
+    assert "RuntimeError in hello.py line 7: the database is gone (exit 1)." in run.out, run.out
     assert_no_failures("release 3", results, fleet.hosts)
     canary, *others = fleet.hosts
     assert canary.has_release("3")
