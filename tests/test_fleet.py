@@ -14,9 +14,12 @@ In order, on the same fleet:
 
 1. ``site.yml`` converges all three hosts (first release deployed, units, spec, nginx); each
    serves release 1 through its nginx. A second run reports ``changed=0`` everywhere.
-2. ``release.yml`` rolls release 2 under wrk on every host's nginx: the canary, then the two
+2. On the canary alone: a spec ``check`` refuses and a server block ``nginx -t`` refuses
+   each fail the run and land nowhere (the app and nginx serve on); a good spec change
+   reaches the app through the role's reload handler.
+3. ``release.yml`` rolls release 2 under wrk on every host's nginx: the canary, then the two
    others; all three serve it, 0 failed requests.
-3. ``release.yml`` rolls release 3, which imports but answers 500: the canary's supervisor
+4. ``release.yml`` rolls release 3, which imports but answers 500: the canary's supervisor
    refuses it, the run exits non-zero with the verdict's reason, the canary's ``current``
    points at release 2 again, the two others never saw release 3, and all three served
    release 2 throughout, 0 failed requests.
@@ -349,6 +352,42 @@ def test_install_converges_then_changes_nothing(fleet: Fleet) -> None:
     changed = {name: r["changed"] for name, r in recap.items()}
     assert changed == dict.fromkeys(recap, 0), second.out[-6000:]
     print(f"install: {first.seconds:.1f}s; second run: {second.seconds:.1f}s, changed=0")
+
+
+def test_a_bad_spec_or_nginx_block_never_lands_and_a_good_change_reloads(fleet: Fleet) -> None:
+    """On the canary only (--limit): each file is checked before it lands, so a bad one fails
+    the run and leaves the running app and nginx as they were; a good spec change reaches
+    the app through the role's handler (`systemctl reload`, which waits for the verdict)."""
+    canary = fleet.hosts[0]
+    spec_path = f"/etc/uwsgi-supervisor/{APP}.yaml"
+    server_path = f"/etc/nginx/conf.d/uwsgi-supervisor-{APP}.conf"
+
+    def host_file(path: str) -> str:
+        return canary.sd.run(["cat", path], check=True).stdout
+
+    spec_before, server_before = host_file(spec_path), host_file(server_path)
+    limit = ("--limit", canary.name)
+
+    bad_spec = '{"uwsgi_supervisor_spec": {"uwsgi": {"processes": 0}}}'
+    run = fleet.playbook("site.yml", *limit, "-e", bad_spec)
+    assert run.rc != 0, run.out[-6000:]
+    assert "uwsgi.processes" in run.out, run.out[-6000:]  # check's FILE:LINE:COL message
+    assert host_file(spec_path) == spec_before
+    assert serves(canary.http_port, "v1")
+
+    run = fleet.playbook("site.yml", *limit, "-e", "uwsgi_supervisor_nginx_listen=127.0.0.1:99999")
+    assert run.rc != 0, run.out[-6000:]
+    assert "invalid port" in run.out, run.out[-6000:]  # nginx -t's words
+    assert host_file(server_path) == server_before
+    assert serves(canary.http_port, "v1")
+
+    three = '{"uwsgi_supervisor_spec": {"uwsgi": {"processes": 3}, "health": {"bake": "3s"}}}'
+    run = fleet.playbook("site.yml", *limit, "-e", three)
+    assert run.rc == 0, run.out[-6000:]
+    assert "RUNNING HANDLER [uwsgi_supervisor : Reload the app]" in run.out, run.out[-6000:]
+    status = canary.sd.run(["/usr/bin/uwsgi-supervisor", "status", spec_path]).stdout
+    assert "serving: 3/3 workers" in status, status
+    assert serves(canary.http_port, "v1")
 
 
 def test_good_release_rolls_under_load(fleet: Fleet) -> None:
