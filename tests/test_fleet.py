@@ -293,9 +293,9 @@ def under_wrk(fleet: Fleet) -> Iterator[list[dict[str, int]]]:
     finally:
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signal.SIGINT)  # wrk stops and prints its summary
+                p.send_signal(signal.SIGINT)  # all at once: each stops and prints its summary
         for p in procs:
-            results.append(wrk.finish(p, timeout=30))
+            results.append(wrk.stop(p, timeout=30))
 
 
 def assert_no_failures(what: str, results: list[dict[str, int]], hosts: list[Host]) -> None:
