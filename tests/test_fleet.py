@@ -18,7 +18,7 @@ In order, on the same fleet:
    each fail the run and land nowhere (the app and nginx serve on); a good spec change
    reaches the app through the role's reload handler.
 3. ``release.yml`` rolls release 2 under wrk on every host's nginx: the canary, then the two
-   others; all three serve it, 0 failed requests.
+   others; all three serve it, 0 failed requests; release 1 is pruned (keep 1).
 4. ``release.yml`` rolls release 3, which imports but answers 500: the canary's supervisor
    refuses it, the run exits non-zero with the verdict's reason, the canary's ``current``
    points at release 2 again, the two others never saw release 3, and all three served
@@ -188,6 +188,8 @@ def inventory(hosts: list[Host], key: Path, wheels: Path, release_1: Path) -> st
         # never sees the links `enable` makes in /etc/systemd/system: "changed" every run.
         "uwsgi_supervisor_enable_at_boot": False,
         "uwsgi_supervisor_nginx_remove_default_site": True,
+        # Pruning shows after release 2 (release 1 goes); a rollback needs no old tree.
+        "uwsgi_supervisor_keep_releases": 1,
         "uwsgi_supervisor_spec": {"uwsgi": {"processes": 2}, "health": {"bake": "3s"}},
     }
     host_vars = {
@@ -399,6 +401,7 @@ def test_good_release_rolls_under_load(fleet: Fleet) -> None:
     assert_no_failures("release 2", results, fleet.hosts)
     for h in fleet.hosts:
         assert h.current() == f"{DEPLOY_TO}/releases/2"
+        assert not h.has_release("1"), f"{h.name}: release 1 was not pruned (keep 1)"
         wait_until(lambda h=h: serves(h.http_port, "v2"), 10, f"{h.name} serving release 2")
     print(f"release 2 rolled in {run.seconds:.1f}s")
 
