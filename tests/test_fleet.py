@@ -19,10 +19,10 @@ In order, on the same fleet:
    reaches the app through the role's reload handler.
 3. ``release.yml`` rolls release 2 under wrk on every host's nginx: the canary, then the two
    others; all three serve it, 0 failed requests; release 1 is pruned (keep 1).
-4. ``release.yml`` rolls release 3, which imports but fails on every request: the canary's supervisor
-   refuses it, the run exits non-zero with the verdict's reason, the canary's ``current``
-   points at release 2 again, the two others never saw release 3, and all three served
-   release 2 throughout, 0 failed requests.
+4. ``release.yml`` rolls release 3, which imports but fails on every request: the canary's
+   supervisor refuses it, the run exits non-zero with the verdict's reason, the canary's
+   ``current`` points at release 2 again, the two others never saw release 3, and all three
+   served release 2 throughout, 0 failed requests.
 """
 
 from __future__ import annotations
