@@ -6,6 +6,7 @@ each scenario, the report and the charts still work (and do not hang).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -31,29 +32,34 @@ SCENARIOS = (
     "stop",
 )
 CHARTS = 7
-# A guard against a hang, not a speed goal: quick mode takes about 2 minutes on
-# this 2-core machine when it is otherwise idle, and more when it is not.
-BUDGET = 300.0
+# A guard against a hang, not a speed goal: quick mode takes about 2.5 minutes on
+# this 2-core machine when it is otherwise idle, and more when it is not (scripts/test
+# runs it beside the Python matrix).
+BUDGET = 480.0
 
 
 @pytest.mark.slow
 @pytest.mark.nginx
+@pytest.mark.beside_matrix
 def test_bench_quick_runs_every_scenario_and_writes_the_report(short_tmp: Path) -> None:
     require(shutil.which("wrk") is not None, "bench smoke: wrk missing (apt-get install wrk)")
     require(
         os.access("/usr/sbin/nginx", os.X_OK),
         "bench smoke: nginx missing (apt-get install nginx-light)",
     )
-    # matplotlib and supervisord's own venv; quick when they are there already.
-    setup = subprocess.run(
-        [str(REPO / "scripts" / "bench"), "--setup-only"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+    # matplotlib and supervisord's own venv, unless they are there already (scripts/test
+    # installs them first: the setup's editable install must not race the matrix's).
+    supervisord = REPO / "bench" / "out" / "supervisord-venv" / "bin" / "supervisord"
+    if importlib.util.find_spec("matplotlib") is None or not supervisord.exists():
+        setup = subprocess.run(
+            [str(REPO / "scripts" / "bench"), "--setup-only"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
     out = short_tmp / "out"
     started = time.monotonic()
     run = subprocess.run(

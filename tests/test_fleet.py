@@ -48,7 +48,7 @@ from sysd import REPO, UNIT_DIR, VENV_BIN, File, Systemd, boot_or_skip
 
 from supervisor import __version__
 
-pytestmark = [pytest.mark.systemd, pytest.mark.slow]
+pytestmark = [pytest.mark.systemd, pytest.mark.slow, pytest.mark.beside_matrix]
 
 ANSIBLE_DIR = REPO / "packaging" / "ansible"
 ANSIBLE_PLAYBOOK = VENV_BIN / "ansible-playbook"
