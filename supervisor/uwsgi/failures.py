@@ -30,11 +30,9 @@ def summarize_failure(lines: Iterable[str], chdir: Optional[Path] = None) -> Opt
     uWSGI uses for trouble; None if nothing tells.
     """
     text = [line.rstrip("\n") for line in lines]
-    start = _last_traceback(text)
-    if start is not None:
-        summary = _from_traceback(text[start + 1 :], chdir)
-        if summary is not None:
-            return summary[:MAX_LENGTH]
+    summary = traceback_summary(text, chdir)
+    if summary is not None:
+        return summary
     for line in reversed(text):
         match = _ERROR_LINE.match(line)
         if match:
