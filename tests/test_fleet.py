@@ -42,6 +42,7 @@ import pytest
 import yaml
 from conftest import require
 from kit import wrk
+from kit.deb import SYSTEM_PYTHON
 from kit.net import free_port, serves
 from kit.wait import wait_until
 from sysd import REPO, UNIT_DIR, VENV_BIN, File, Systemd, boot_or_skip
@@ -52,7 +53,6 @@ pytestmark = [pytest.mark.systemd, pytest.mark.slow, pytest.mark.beside_matrix]
 
 ANSIBLE_DIR = REPO / "packaging" / "ansible"
 ANSIBLE_PLAYBOOK = VENV_BIN / "ansible-playbook"
-SYSTEM_PYTHON = "/usr/bin/python3"
 SSHD = "/usr/sbin/sshd"
 HOSTS = 3
 APP = "fleet"

@@ -33,6 +33,7 @@ from typing import Optional
 
 import pytest
 from conftest import require
+from kit.deb import SYSTEM_PYTHON, opt_entries
 from kit.net import free_port
 from sysd import REPO, Systemd, boot_or_skip
 
@@ -43,7 +44,6 @@ RPM_SPEC = REPO / "packaging" / "rpm" / "uwsgi-supervisor.spec"
 PREFIX = "/opt/uwsgi-supervisor"
 UNIT = "uwsgi-supervisor@.service"
 SOCKET_UNIT = "uwsgi-supervisor@.socket"
-SYSTEM_PYTHON = "/usr/bin/python3"
 MAINTAINER_SCRIPTS = ("postinst", "prerm", "postrm")
 # systemctl verbs a maintainer script must never use: restarts and stops go through
 # deb-systemd-invoke (which asks policy-rc.d first), and nothing is enabled or started.
@@ -82,15 +82,15 @@ def python_minor() -> str:
 
 @pytest.fixture(scope="module")
 def host_opt() -> Iterator[list[str]]:
-    """The host's /opt before the build; it must be the same after every test here."""
-    before = sorted(os.listdir("/opt")) if os.path.isdir("/opt") else []
+    """The host's /opt before the tests here; it must be the same after every one
+    (kit.deb.build_deb checks the build itself the same way)."""
+    before = opt_entries()
     yield before
-    after = sorted(os.listdir("/opt")) if os.path.isdir("/opt") else []
-    assert after == before, "building or running the package changed the host's /opt"
+    assert opt_entries() == before, "running the package changed the host's /opt"
 
 
 @pytest.fixture(scope="module")
-def deb(checkout_deb: Path, host_opt: list[str]) -> Path:
+def deb(host_opt: list[str], checkout_deb: Path) -> Path:
     return checkout_deb
 
 

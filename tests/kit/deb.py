@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -29,13 +30,21 @@ def missing_build_tool() -> Optional[str]:
     return None
 
 
+def opt_entries() -> list[str]:
+    """What the host's /opt holds (the package's prefix lives there once installed)."""
+    return sorted(os.listdir("/opt")) if os.path.isdir("/opt") else []
+
+
 def build_deb(tree: Path, out: Path) -> Path:
-    """The .deb that `tree`'s packaging/deb/build makes, in `out`."""
+    """The .deb that `tree`'s packaging/deb/build makes, in `out`; the build must
+    leave the host's /opt as it was."""
     out.mkdir(parents=True, exist_ok=True)
+    before = opt_entries()
     started = time.monotonic()
     cp = subprocess.run([str(tree / "packaging" / "deb" / "build"), str(out)],
                         capture_output=True, text=True, timeout=BUILD_TIMEOUT)  # fmt: skip
     assert cp.returncode == 0, f"{tree}: packaging/deb/build failed:\n{cp.stdout}{cp.stderr}"
+    assert opt_entries() == before, f"{tree}: building the package changed the host's /opt"
     debs = list(out.glob("*.deb"))
     assert len(debs) == 1, f"expected one .deb in {out}, found {debs}"
     took = time.monotonic() - started
