@@ -186,6 +186,7 @@ def inventory(hosts: list[Host], key: Path, wheels: Path, release_1: Path) -> st
         "uwsgi_supervisor_unit_dir": UNIT_DIR,
         # The harness's manager reads units from UNIT_DIR only, so `systemctl is-enabled`
         # never sees the links `enable` makes in /etc/systemd/system: "changed" every run.
+        # One run on the canary turns it on and finds the links.
         "uwsgi_supervisor_enable_at_boot": False,
         "uwsgi_supervisor_nginx_remove_default_site": True,
         # Pruning shows after release 2 (release 1 goes); a rollback needs no old tree.
@@ -383,13 +384,19 @@ def test_a_bad_spec_or_nginx_block_never_lands_and_a_good_change_reloads(fleet: 
     assert host_file(server_path) == server_before
     assert serves(canary.http_port, "v1")
 
+    # With enable at boot, as the role's default has it: the links a reboot starts from.
     three = '{"uwsgi_supervisor_spec": {"uwsgi": {"processes": 3}, "health": {"bake": "3s"}}}'
-    run = fleet.playbook("site.yml", *limit, "-e", three)
+    boot = "uwsgi_supervisor_enable_at_boot=true"
+    run = fleet.playbook("site.yml", *limit, "-e", three, "-e", boot)
     assert run.rc == 0, run.out[-6000:]
     assert "RUNNING HANDLER [uwsgi_supervisor : Reload the app]" in run.out, run.out[-6000:]
     status = canary.sd.run(["/usr/bin/uwsgi-supervisor", "status", spec_path]).stdout
     assert "serving: 3/3 workers" in status, status
     assert serves(canary.http_port, "v1")
+    for link in (f"multi-user.target.wants/uwsgi-supervisor@{APP}.service",
+                 f"sockets.target.wants/uwsgi-supervisor@{APP}.socket"):  # fmt: skip
+        found = canary.sd.run(["readlink", f"/etc/systemd/system/{link}"])
+        assert found.returncode == 0, f"{link} not enabled at boot:\n{run.out[-3000:]}"
 
 
 def test_good_release_rolls_under_load(fleet: Fleet) -> None:
