@@ -336,8 +336,7 @@ class Loop:
         if self.metrics is not None:
             self.view = view_of(snap, self.machine.last_stats_ok, now)
         announced, self.machine.announcements = self.machine.announcements, []
-        self.publisher.announce(announced, snap, now)
-        self.publisher.publish(snap, now, force=force)
+        self.publisher.turn(announced, snap, now, force=force)
         self.notifier.flush()
 
     def snapshot(self, now: float) -> Snapshot:

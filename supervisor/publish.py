@@ -57,6 +57,15 @@ class Publisher:
         self.last_doc: Optional[StateDoc] = None
         self.write_failed = False
 
+    def turn(
+        self, announcements: Sequence[Announcement], snap: Snapshot, now: float, force: bool = False
+    ) -> None:
+        """One loop turn's output: the state file first, then the milestones, so
+        whoever is woken by READY (`systemctl start` returning, then `status`)
+        reads the state that READY announced, never the one before it."""
+        self.publish(snap, now, force=force)
+        self.announce(announcements, snap, now)
+
     def announce(self, announcements: Sequence[Announcement], snap: Snapshot, now: float) -> None:
         """Send each milestone to systemd, with the STATUS line of the moment."""
         for what in announcements:

@@ -266,6 +266,30 @@ def test_state_file_follows_milestones_at_once_and_is_not_rewritten_idle(tmp_pat
     assert errors == []
 
 
+def test_the_state_file_already_says_what_a_milestone_announces(tmp_path: Path) -> None:
+    """`systemctl start` returns on READY; a `status` right after reads the
+    state file. It must not find the state from before READY."""
+    path = tmp_path / "state.json"
+    pub, notifier, _ = publisher(path)
+    seen: list[tuple[str, object, object]] = []
+
+    def look(kind: str) -> None:
+        doc = read_state(path)
+        seen.append((kind, doc and doc["state"], doc and doc["generation"]))
+
+    notifier.ready = lambda status: look("READY")  # type: ignore[method-assign]
+    notifier.reloading = lambda status: look("RELOADING")  # type: ignore[method-assign]
+    pub.turn([], snap(state=State.STARTING, generation=0, stats=None), NOW)
+    pub.turn([Announcement.READY], snap(generation=1), NOW + 0.01)
+    pub.turn([Announcement.RELOADING], RELOADING, NOW + 0.02)
+    pub.turn([Announcement.READY], snap(generation=2), NOW + 0.03)
+    assert seen == [
+        ("READY", "running", 1),
+        ("RELOADING", "reloading", 1),
+        ("READY", "running", 2),
+    ]
+
+
 def test_mere_figures_wait_for_the_refresh_interval(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     pub, notifier, _ = publisher(path)
