@@ -270,3 +270,55 @@ def test_the_summary_is_capped() -> None:
     assert error_line is not None and len(error_line) == MAX_LENGTH
     hint = summary(f"bind(): Address already in use {long}")
     assert hint is not None and len(hint) == MAX_LENGTH
+
+
+# Three workers failing at once, from uWSGI 2.0.31's log (an app that raises
+# on every request, 120 requests from 12 clients): each worker writes a line
+# at a time, so other workers' lines land inside a traceback.
+FRAMES = """\
+Traceback (most recent call last):
+  File "/srv/blog/blog.py", line 6, in application
+    return middle()
+           ^^^^^^^^
+  File "/srv/blog/blog.py", line 4, in middle
+    return inner()
+           ^^^^^^^
+  File "/srv/blog/blog.py", line 2, in inner
+"""
+RAISE = '    raise RuntimeError("the database is gone")\n'
+ERROR = "RuntimeError: the database is gone\n"
+REQUEST = (
+    "[pid: 16615|app: 0|req: 19/50] 127.0.0.1 () {18 vars in 170 bytes}"
+    " [Mon Nov 30 18:59:16 2026] GET / => generated 0 bytes in 0 msecs (HTTP/1.0 500)"
+    " 0 headers in 0 bytes (0 switches on core 0)\n"
+)
+IN_BLOG = "RuntimeError in blog.py line 2: the database is gone"
+
+
+def test_another_workers_request_line_inside_a_traceback_is_passed_over() -> None:
+    lines = FRAMES.splitlines(keepends=True)
+    log = "".join(lines[:2]) + REQUEST + "".join(lines[2:]) + RAISE + ERROR
+    assert summary(STARTUP + log) == IN_BLOG
+
+
+def test_another_workers_traceback_begun_inside_one_is_passed_over() -> None:
+    # Worker B's whole traceback lands between worker A's last frame and A's
+    # end; then A's end comes.
+    log = STARTUP + FRAMES + FRAMES + RAISE + ERROR + RAISE + ERROR
+    assert summary(log) == IN_BLOG
+    # B's header alone before A's end: A's error line has no frame of B's
+    # before it, so B's traceback is taken as unfinished and A's is used.
+    log = STARTUP + FRAMES + RAISE + "Traceback (most recent call last):\n" + ERROR
+    assert summary(log) == IN_BLOG
+
+
+def test_a_traceback_still_being_written_gives_way_to_the_complete_one_before() -> None:
+    log = STARTUP + FRAMES + RAISE + ERROR + REQUEST + FRAMES  # the last has no end yet
+    assert summary(log) == IN_BLOG
+
+
+def test_an_exception_line_needs_a_frame_before_it() -> None:
+    # A header, then an exception line with no frame between: not a traceback
+    # Python printed whole, so the summary falls back to the line naming an error.
+    log = STARTUP + "Traceback (most recent call last):\n" + ERROR
+    assert summary(log) == "RuntimeError: the database is gone"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Optional
 
+_HEADER = "Traceback (most recent call last)"
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
 _EXC = re.compile(r"^(?P<name>[A-Za-z_][\w.]*)(: (?P<msg>.*))?$")
 # Without a traceback: a line that names an error, e.g. "OSError: cannot start ...".
@@ -44,22 +45,31 @@ def summarize_failure(lines: Iterable[str], chdir: Optional[Path] = None) -> Opt
 
 
 def traceback_summary(lines: Iterable[str], chdir: Optional[Path] = None) -> Optional[str]:
-    """summarize_failure's answer from the last complete traceback in `lines`, else None."""
+    """summarize_failure's answer from the last complete traceback in `lines`, else None.
+
+    Workers write to one log, a line at a time, so under load a traceback
+    can have other workers' lines inside it: their request lines, their own
+    tracebacks. Lines that cannot be part of a traceback are passed over,
+    and an exception line counts only after a frame: Python always prints
+    at least one. A traceback with no end yet gives way to the one before.
+    """
     text = [line.rstrip("\n") for line in lines]
-    start = _last_traceback(text)
-    summary = None if start is None else _from_traceback(text[start + 1 :], chdir)
-    return None if summary is None else summary[:MAX_LENGTH]
-
-
-def _last_traceback(lines: list[str]) -> Optional[int]:
-    for i in range(len(lines) - 1, -1, -1):
-        if lines[i].startswith("Traceback (most recent call last)"):
-            return i
+    for start in _tracebacks(text):
+        summary = _from_traceback(text[start + 1 :], chdir)
+        if summary is not None:
+            return summary[:MAX_LENGTH]
     return None
 
 
+def _tracebacks(lines: list[str]) -> Iterator[int]:
+    """Where each traceback starts, the last first."""
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith(_HEADER):
+            yield i
+
+
 def _from_traceback(body: list[str], chdir: Optional[Path]) -> Optional[str]:
-    where = ""
+    where: Optional[str] = None  # None until a frame: "" for frames outside the app
     roots = _roots(chdir)
     for line in body:
         frame = _FRAME.match(line)
@@ -67,12 +77,14 @@ def _from_traceback(body: list[str], chdir: Optional[Path]) -> Optional[str]:
             rel = _relative(frame.group("file"), roots)
             if rel is not None:
                 where = f" in {rel} line {frame.group('line')}"
+            elif where is None:
+                where = ""
             continue
         if not line or line[0].isspace():
             continue  # source lines and carets of the frames
         match = _EXC.match(line)
-        if match is None:
-            return None
+        if match is None or where is None:
+            continue  # another worker's line, or an exception line of one begun earlier
         msg = match.group("msg")
         return f"{match.group('name')}{where}" + (f": {msg}" if msg else "")
     return None
