@@ -246,7 +246,7 @@ def test_restarts_under_load_fail_no_request_and_keep_the_socket(
                 served_more(load)
         result = load.result
         in_flight = [load.count_between(t0, t1) for t0, t1 in restarted]
-        errors = nginx.error_log()
+        errors = nginx.problems()
     after = socket_state(sd, app, app.socket, path)
     took = [round(t1 - t0, 2) for t0, t1 in restarted]
     print(report(f"{RESTARTS} restarts over {app.socket}", result, before, after))
@@ -397,7 +397,7 @@ def test_a_package_upgrade_under_load_fails_no_request_and_keeps_the_socket(
                 served_more(load)
             result = load.result
             in_flight = load.count_between(began, ended)
-            errors = nginx.error_log()
+            errors = nginx.problems()
         after = socket_state(sd, app, app.socket)
         shown = sd.show(app.unit, "ActiveState", "MainPID", "NRestarts")
         version = sd.run([PACKAGED, "--version"], check=True).stdout.strip()

@@ -155,6 +155,14 @@ class Nginx:
         except FileNotFoundError:
             return ""
 
+    def problems(self) -> str:
+        """The error log's lines of level warn and above: under load, the info
+        lines (clients closing keepalive connections) bury them."""
+        levels = ("[warn]", "[error]", "[crit]", "[alert]", "[emerg]")
+        return "\n".join(
+            line for line in self.error_log().splitlines() if any(lv in line for lv in levels)
+        )
+
 
 def _listening(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
