@@ -7,7 +7,7 @@ from fakes import FakeController, make_machine, make_spec, stats
 
 from supervisor.exitcodes import Exit
 from supervisor.lifecycle.backoff import restart_delay
-from supervisor.lifecycle.machine import Machine
+from supervisor.lifecycle.machine import PAUSE_SETTLE, Machine
 from supervisor.lifecycle.states import (
     TRANSITIONS,
     IllegalTransition,
@@ -110,12 +110,18 @@ def test_gives_up_after_max_attempts_and_exits_nonzero() -> None:
     assert not m.watchdog_ok(3.0, 5.0)
 
 
-def test_graceful_stop_escalates_q_then_sigint_then_sigkill() -> None:
+def test_graceful_stop_pauses_then_escalates_q_then_sigint_then_sigkill() -> None:
     m, ctl, logs = running()
     m.request_stop(10.0)
-    assert ctl.calls == ["abort next", "STOPPING", "fifo q"]
+    # Paused first, so no worker quits holding a connection it accepted.
+    assert ctl.calls == ["abort next", "STOPPING", "fifo p"]
+    assert m.next_deadline() == 10.0 + PAUSE_SETTLE
+    m.tick(10.0 + PAUSE_SETTLE - 0.01)
+    assert ctl.calls == ["abort next", "STOPPING", "fifo p"]
+    m.tick(10.0 + PAUSE_SETTLE)
+    assert ctl.calls == ["abort next", "STOPPING", "fifo p", "fifo q"]
     m.tick(10.0 + m.spec.stop_timeout - 0.01)
-    assert ctl.calls == ["abort next", "STOPPING", "fifo q"]
+    assert ctl.calls[-1] == "fifo q"
     m.tick(10.0 + m.spec.stop_timeout)
     assert ctl.calls[-1] == "signal SIGINT"
     m.tick(10.0 + m.spec.stop_timeout + 5.0)
@@ -125,16 +131,32 @@ def test_graceful_stop_escalates_q_then_sigint_then_sigkill() -> None:
     assert "signal SIGTERM" not in ctl.calls  # SIGTERM is a brutal reload on uWSGI 2.0
 
 
+def test_a_master_that_exits_while_paused_gets_no_q() -> None:
+    m, ctl, logs = running()
+    m.request_stop(10.0)
+    m.child_exited(10.2, "exit status 0")
+    m.tick(10.0 + PAUSE_SETTLE)
+    assert "fifo q" not in ctl.calls and m.state is State.STOPPED
+
+
 def test_fifo_without_reader_is_retried() -> None:
     m, ctl, logs = running()
     ctl.fifo_ok = False
     m.request_stop(1.0)
-    assert m.fifo_due == "q"
+    assert m.fifo_due == "p"
     deadline = m.next_deadline()
     assert deadline is not None and deadline < 1.1
     ctl.fifo_ok = True
     m.tick(deadline)
-    assert ctl.calls[-1] == "fifo q" and m.fifo_due is None
+    assert ctl.calls[-1] == "fifo p" and m.fifo_due is None
+    # A 'p' still undelivered when the pause should have settled becomes the 'q'.
+    m2, ctl2, _ = running()
+    ctl2.fifo_ok = False
+    m2.request_stop(1.0)
+    m2.tick(1.0 + PAUSE_SETTLE - 0.01)
+    ctl2.fifo_ok = True
+    m2.tick(1.0 + PAUSE_SETTLE)
+    assert ctl2.calls[-1] == "fifo q" and "fifo p" not in ctl2.calls and m2.fifo_due is None
 
 
 def test_reload_completes_only_when_every_worker_is_new() -> None:

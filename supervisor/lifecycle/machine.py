@@ -26,6 +26,13 @@ from supervisor.spec.model import LiveSpec, ReloadMode, Spec
 KILL_AFTER = 5.0
 # Retry a FIFO write that found no reader (master between execs) this often.
 FIFO_RETRY = 0.05
+# A stop pauses uWSGI ('p') before it quits ('q'). uWSGI 2.0's graceful quit
+# ends an idle worker at once, and a worker that accept()ed a connection but
+# has not begun reading it still counts as idle: that connection is reset
+# (nginx answers 502), though the socket lives on for the next master. A
+# paused worker takes nothing new and finishes what it has; after this long
+# every idle worker sits in its pause, holding no connection, and 'q' is safe.
+PAUSE_SETTLE = 0.5
 
 FIFO_FOR_MODE = {ReloadMode.GRACEFUL: "r", ReloadMode.CHAIN: "c"}
 
@@ -68,6 +75,7 @@ class Machine(VerifiedCode):
         self.old_pids: frozenset[int] = frozenset()
         self.fifo_due: Optional[str] = None  # a FIFO command still to be written
         self.fifo_retry_at = 0.0
+        self.quit_at: Optional[float] = None  # a stop's 'q', due once the pause settled
         self.stop_intent = StopIntent.EXIT
         self.sigint_sent = False
         self.swap_failed: Optional[str] = None  # why the last swap kept the old master
@@ -191,6 +199,7 @@ class Machine(VerifiedCode):
         self.ctl.reap_leftovers()
         self.last_exit = how
         self.fifo_due = None
+        self.quit_at = None
         if self.state is State.STOPPING:
             if self.stop_intent is StopIntent.RESTART:
                 # STOPPING -> STARTING
@@ -295,7 +304,8 @@ class Machine(VerifiedCode):
         self.sigint_sent = False
         # STARTING/RUNNING/RELOADING -> STOPPING
         self._go(now, State.STOPPING, why)
-        self.fifo_due = "q"
+        self.fifo_due = "p"  # stop taking connections first: see PAUSE_SETTLE
+        self.quit_at = now + PAUSE_SETTLE
         self._write_fifo(now)
         self.deadline = now + self.spec.stop_timeout
 
@@ -309,7 +319,11 @@ class Machine(VerifiedCode):
 
     def tick(self, now: float) -> None:
         """Act on deadlines that have passed."""
-        if self.fifo_due is not None and now >= self.fifo_retry_at:
+        if self.quit_at is not None and now >= self.quit_at:
+            self.quit_at = None
+            self.fifo_due = "q"  # in place of a 'p' never delivered, too
+            self._write_fifo(now)
+        elif self.fifo_due is not None and now >= self.fifo_retry_at:
             self._write_fifo(now)
         if self.bake_until is not None and now >= self.bake_until and not self.health.probing:
             self.log("the new master passed its bake: the paused one quits")
@@ -348,7 +362,7 @@ class Machine(VerifiedCode):
         """`q` was not enough: SIGINT, then SIGKILL, each after its timeout."""
         if not self.sigint_sent:
             self.log(f"uWSGI still running {self.spec.stop_timeout:g}s after 'q'; sending SIGINT")
-            self.fifo_due = None
+            self.fifo_due = self.quit_at = None
             self.ctl.signal_master(signal.SIGINT)
             self.sigint_sent = True
         else:
@@ -357,7 +371,7 @@ class Machine(VerifiedCode):
         self.deadline = now + KILL_AFTER
 
     def next_deadline(self) -> Optional[float]:
-        found = [self.deadline, self.bake_until]
+        found = [self.deadline, self.bake_until, self.quit_at]
         if self.fifo_due is not None:
             found.append(self.fifo_retry_at)
         found.append(self.health.deadline())
