@@ -19,6 +19,7 @@ Bounded: 127.0.0.1 only, `cycles` stops, every process ended before exit.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -94,6 +95,8 @@ def main(mode: str, cycles: int) -> None:
             t.join()
         fifo.write_text("q")
         proc.wait(timeout=30)
+        lsock.close()
+        shutil.rmtree(tmp)
     print(f"{mode}: {cycles} stops, {counts['ok']} requests served, {counts['failed']} failed")
 
 
