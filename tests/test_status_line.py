@@ -345,9 +345,9 @@ def test_a_stop_during_a_restart_announces_stopping(tmp_path: Path) -> None:
     m.announcements.clear()  # READY: taken by the publisher already
     m.request_reload(1.0, ReloadMode.RESTART, "spec changed (uWSGI command line)")
     assert m.state is State.STOPPING
-    assert ctl.calls == ["abort next", "RELOADING", "fifo q"]  # a reload to systemd
+    assert ctl.calls == ["abort next", "RELOADING", "fifo p"]  # a reload to systemd
     m.request_stop(2.0)
-    assert ctl.calls == ["abort next", "RELOADING", "fifo q", "STOPPING"]
+    assert ctl.calls == ["abort next", "RELOADING", "fifo p", "STOPPING"]
     m.child_exited(3.0, "exit status 0")
     assert m.exit_code == 0 and "spawn" not in ctl.calls  # stopped, not restarted
 

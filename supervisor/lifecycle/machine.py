@@ -26,12 +26,7 @@ from supervisor.spec.model import LiveSpec, ReloadMode, Spec
 KILL_AFTER = 5.0
 # Retry a FIFO write that found no reader (master between execs) this often.
 FIFO_RETRY = 0.05
-# A stop pauses uWSGI ('p') before it quits ('q'). uWSGI 2.0's graceful quit
-# ends an idle worker at once, and a worker that accept()ed a connection but
-# has not begun reading it still counts as idle: that connection is reset
-# (nginx answers 502), though the socket lives on for the next master. A
-# paused worker takes nothing new and finishes what it has; after this long
-# every idle worker sits in its pause, holding no connection, and 'q' is safe.
+# A stop pauses uWSGI ('p') this long before 'q': see "A stop" in docs/architecture.md.
 PAUSE_SETTLE = 0.5
 
 FIFO_FOR_MODE = {ReloadMode.GRACEFUL: "r", ReloadMode.CHAIN: "c"}
