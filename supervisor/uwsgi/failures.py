@@ -54,8 +54,9 @@ def traceback_summary(lines: Iterable[str], chdir: Optional[Path] = None) -> Opt
     at least one. A traceback with no end yet gives way to the one before.
     """
     text = [line.rstrip("\n") for line in lines]
+    roots = _roots(chdir)  # once: it resolves chdir on the filesystem
     for start in _tracebacks(text):
-        summary = _from_traceback(text[start + 1 :], chdir)
+        summary = _from_traceback(text[start + 1 :], roots)
         if summary is not None:
             return summary[:MAX_LENGTH]
     return None
@@ -68,9 +69,8 @@ def _tracebacks(lines: list[str]) -> Iterator[int]:
             yield i
 
 
-def _from_traceback(body: list[str], chdir: Optional[Path]) -> Optional[str]:
+def _from_traceback(body: list[str], roots: list[str]) -> Optional[str]:
     where: Optional[str] = None  # None until a frame: "" for frames outside the app
-    roots = _roots(chdir)
     for line in body:
         frame = _FRAME.match(line)
         if frame is not None:
