@@ -1,17 +1,24 @@
-"""uWSGI 2.0's graceful quit and connections it has just accepted.
+"""uWSGI 2.0's graceful signal to a worker and connections it has just accepted.
 
 A held listening socket (as the supervisor or systemd holds it) is served by
-one uWSGI master after another; 16 client threads keep it busy. Each cycle
-stops the master one of two ways, then starts the next on the same socket:
+uWSGI while 16 client threads keep it busy. Each cycle signals the workers
+one of these ways:
 
-  q   `q` on the master FIFO (what the supervisor sent before)
-  pq  `p`, 0.5 s, then `q` (what it sends now: machine.PAUSE_SETTLE)
+  q   `q` on the master FIFO, then the next master on the same socket
+  pq  `p`, 0.5 s, then `q` (what a stop sends: machine.PAUSE_SETTLE)
+  r   `r`: a graceful reload in place (the master re-execs)
+  pr  `p`, 0.5 s, then `r` (what a graceful reload sends)
+  c   `c`: a chain reload (lazy-apps), one worker after another
 
-Connections that arrive between two masters wait in the socket's queue, so
-every failed request is one a quitting worker dropped. Run:
+Connections that arrive while no worker takes them wait in the socket's
+queue, so every failed request is one a signalled worker dropped. Run:
 
   .venv/bin/python bench/probes/stop_race.py q 120
   .venv/bin/python bench/probes/stop_race.py pq 120
+  .venv/bin/python bench/probes/stop_race.py c 60 --threads 2
+
+`--threads N` runs N threads per worker (uWSGI's handler then lets an
+accepted connection finish instead of exiting at once).
 
 Bounded: 127.0.0.1 only, `cycles` stops, every process ended before exit.
 """
@@ -36,7 +43,7 @@ def application(environ, start_response):
 """
 
 
-def main(mode: str, cycles: int) -> None:
+def main(mode: str, cycles: int, threads: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="stop-race-"))
     (tmp / "app.py").write_text(APP)
     lsock = socket.socket()
@@ -53,6 +60,10 @@ def main(mode: str, cycles: int) -> None:
         argv = [UWSGI, "--master", "--processes", "4", "--http-socket", f"fd://{fd}"]
         argv += ["--wsgi-file", str(tmp / "app.py"), "--master-fifo", str(fifo)]
         argv += ["--disable-logging", "--logto", str(tmp / f"log{n}")]
+        if mode == "c":
+            argv += ["--lazy-apps"]
+        if threads > 1:
+            argv += ["--threads", str(threads)]
         proc = subprocess.Popen(argv, pass_fds=(fd,))
         while not fifo.exists():
             time.sleep(0.01)
@@ -76,29 +87,41 @@ def main(mode: str, cycles: int) -> None:
                 print("failed:", data[:80], flush=True)
 
     proc, fifo = start(0)
-    threads = [threading.Thread(target=client) for _ in range(16)]
-    for t in threads:
+    clients = [threading.Thread(target=client) for _ in range(16)]
+    for t in clients:
         t.start()
     try:
         for n in range(1, cycles + 1):
             time.sleep(0.3)
-            if mode == "pq":
+            if mode in ("pq", "pr"):
                 fifo.write_text("p")
                 time.sleep(0.5)
-            fifo.write_text("q")
-            proc.wait(timeout=30)
-            proc, fifo = start(n)
+            fifo.write_text(mode[-1])
+            if mode[-1] == "q":
+                proc.wait(timeout=30)
+                proc, fifo = start(n)
+            else:
+                time.sleep(2.0)  # the reload done: a paused master would fail requests here
         time.sleep(0.5)
     finally:
         stop.set()
-        for t in threads:
+        for t in clients:
             t.join()
         fifo.write_text("q")
         proc.wait(timeout=30)
         lsock.close()
         shutil.rmtree(tmp)
-    print(f"{mode}: {cycles} stops, {counts['ok']} requests served, {counts['failed']} failed")
+    print(
+        f"{mode}, {threads} thread(s) per worker: {cycles} cycles,"
+        f" {counts['ok']} requests served, {counts['failed']} failed"
+    )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    args = sys.argv[1:]
+    nthreads = 1
+    if "--threads" in args:
+        i = args.index("--threads")
+        nthreads = int(args[i + 1])
+        del args[i : i + 2]
+    main(args[0], int(args[1]), nthreads)
