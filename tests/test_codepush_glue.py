@@ -19,7 +19,7 @@ from supervisor.codepush.gate import TREE_POLL, Gate
 from supervisor.codepush.glue import CodePush
 from supervisor.codepush.preflight import Preflight, PreflightResult
 from supervisor.codepush.watcher import CodeWatcher
-from supervisor.lifecycle.machine import Machine
+from supervisor.lifecycle.machine import PAUSE_SETTLE, Machine
 from supervisor.lifecycle.states import State
 from supervisor.spec.model import BackoffSpec, ReloadMode, Spec, WatchSpec, runtime_paths
 
@@ -141,9 +141,10 @@ class Rig:
         self.tick(now)
 
     def tick(self, now: float) -> None:
-        """One turn of the loop: the code push, then the gate."""
+        """One turn of the loop: the code push, the gate, the machine's deadlines."""
         self.codepush.tick(now)
         self.gate.tick(now)
+        self.m.tick(now)
 
     def deadline(self) -> Optional[float]:
         """When the loop would wake for these two next (None: not on its own)."""
@@ -170,7 +171,7 @@ def test_a_change_starts_the_import_check_after_the_debounce_not_a_reload(tmp_pa
     assert runtime_paths(rig.spec).entry.read_text().count("import_module('blog')") == 1
 
 
-@pytest.mark.parametrize(("mode", "fifo"), [(ReloadMode.GRACEFUL, "r"), (ReloadMode.CHAIN, "c")])
+@pytest.mark.parametrize(("mode", "fifo"), [(ReloadMode.GRACEFUL, "pr"), (ReloadMode.CHAIN, "c")])
 def test_a_passing_check_requests_the_reload(tmp_path: Path, mode: ReloadMode, fifo: str) -> None:
     rig = Rig(tmp_path, mode)
     rig.change(1.0)
@@ -179,7 +180,8 @@ def test_a_passing_check_requests_the_reload(tmp_path: Path, mode: ReloadMode, f
     assert rig.ctl.calls == []  # still checking
     rig.finish_check(1.6, PASSED)
     assert rig.state() is State.RELOADING
-    assert rig.ctl.calls == ["RELOADING", f"fifo {fifo}"]
+    rig.tick(1.6 + PAUSE_SETTLE)  # a graceful reload pauses first: 'p', then 'r'
+    assert rig.ctl.calls == ["RELOADING", *(f"fifo {c}" for c in fifo)]
     assert rig.m.reload is not None and rig.m.reload.reason == "blog.py changed"
     assert rig.gate.refused is None
 
@@ -201,7 +203,8 @@ def test_a_failing_check_keeps_serving_and_says_why(tmp_path: Path) -> None:
     rig.change(10.0)
     rig.tick(10.2)
     rig.finish_check(10.5, PASSED)
-    assert rig.ctl.calls == ["RELOADING", "fifo r"]
+    rig.tick(10.5 + PAUSE_SETTLE)
+    assert rig.ctl.calls == ["RELOADING", "fifo p", "fifo r"]
     assert rig.gate.refused is None
 
 
@@ -216,7 +219,8 @@ def test_a_fix_pushed_while_a_failing_check_runs_is_checked_next(tmp_path: Path)
     rig.tick(1.5)
     assert rig.check.started_at == [1.2, 1.5]
     rig.finish_check(1.8, PASSED)
-    assert rig.ctl.calls == ["RELOADING", "fifo r"]
+    rig.tick(1.8 + PAUSE_SETTLE)
+    assert rig.ctl.calls == ["RELOADING", "fifo p", "fifo r"]
     assert rig.gate.refused is None
 
 
@@ -248,11 +252,12 @@ def test_changes_during_a_reload_wait_and_give_exactly_one_more(tmp_path: Path) 
     rig.tick(5.5)
     assert rig.check.started_at == [1.2, 5.5]
     rig.finish_check(5.8, PASSED)
+    rig.tick(5.8 + PAUSE_SETTLE)
     assert rig.ctl.calls.count("fifo r") == 2
     assert rig.m.reload is not None
     assert rig.m.reload.reason == "v1.6.py and 3 other files changed"
-    rig.m.stats(6.0, stats(31, 32))
-    for now in (6.0, 7.0, 8.0):
+    rig.m.stats(6.4, stats(31, 32))
+    for now in (6.4, 7.0, 8.0):
         rig.tick(now)
     assert rig.ctl.calls.count("fifo r") == 2 and len(rig.check.started_at) == 2
 
@@ -371,6 +376,7 @@ def test_signal_reloads_during_a_reload_wait_and_coalesce(tmp_path: Path) -> Non
     rig.gate.request(1.2, ReloadMode.RESTART, "spec changed", seq=2)
     rig.gate.request(1.3, ReloadMode.GRACEFUL, "SIGUSR1", seq=3)
     assert rig.check.started_at == []
+    rig.tick(1.0 + PAUSE_SETTLE)  # the first reload's 'r'
     rig.m.stats(2.0, stats(21, 22))
     rig.tick(2.0)
     assert rig.check.started_at == [2.0]
@@ -398,7 +404,8 @@ def test_a_missing_tree_waits_says_what_is_missing_and_loads_once_complete(
     rig.tick(1.0 + TREE_POLL)
     assert rig.gate.waiting is None and rig.check.started_at == [1.0 + TREE_POLL]
     rig.finish_check(2.5, PASSED)
-    assert rig.ctl.calls == ["RELOADING", "fifo r"]
+    rig.tick(2.5 + PAUSE_SETTLE)
+    assert rig.ctl.calls == ["RELOADING", "fifo p", "fifo r"]
 
 
 def test_a_reload_asked_for_during_a_restart_follows_it(tmp_path: Path) -> None:

@@ -163,15 +163,41 @@ def test_reload_completes_only_when_every_worker_is_new() -> None:
     m, ctl, logs = running()
     m.request_reload(5.0, ReloadMode.GRACEFUL, "blog.py changed")
     assert m.state is State.RELOADING
-    assert ctl.calls == ["RELOADING", "fifo r"]
-    m.stats(5.5, stats(11, 41))  # one old worker still serving
+    assert ctl.calls == ["RELOADING", "fifo p"]  # paused first, as a stop: see PAUSE_SETTLE
+    m.tick(5.0 + PAUSE_SETTLE)
+    assert ctl.calls == ["RELOADING", "fifo p", "fifo r"]
+    m.stats(5.6, stats(11, 41))  # one old worker still serving
     assert m.state is State.RELOADING
-    m.stats(5.6, stats(41, 42, serving=False))  # new, app not loaded yet
+    m.stats(5.7, stats(41, 42, serving=False))  # new, app not loaded yet
     assert m.state is State.RELOADING
-    m.stats(5.7, stats(41, 42))
+    m.stats(5.8, stats(41, 42))
     assert m.state is State.RUNNING
     assert ctl.calls[-1] == "READY"
-    assert m.generation == 2 and m.last_reload == (5.7, "blog.py changed")
+    assert m.generation == 2 and m.last_reload == (5.8, "blog.py changed")
+
+
+def test_a_graceful_reload_is_done_only_after_its_r() -> None:
+    """Workers respawned during the pause (max-requests, a crash) are new, but
+    they run the old code: only the 'r' loads the new."""
+    m, ctl, logs = running()
+    m.request_reload(5.0, ReloadMode.GRACEFUL, "blog.py changed")
+    m.stats(5.2, stats(41, 42))
+    assert m.state is State.RELOADING and m.generation == 1
+    # A 'p' still undelivered when the pause should have settled becomes the 'r'.
+    m2, ctl2, _ = running()
+    ctl2.fifo_ok = False
+    m2.request_reload(1.0, ReloadMode.GRACEFUL, "x")
+    ctl2.fifo_ok = True
+    m2.tick(1.0 + PAUSE_SETTLE)
+    assert ctl2.calls == ["RELOADING", "fifo p (no reader)", "fifo r"] and m2.fifo_due is None
+
+
+def test_a_stop_during_a_graceful_reloads_pause_sends_no_r() -> None:
+    m, ctl, logs = running()
+    m.request_reload(5.0, ReloadMode.GRACEFUL, "blog.py changed")
+    m.request_stop(5.2)
+    m.tick(5.2 + PAUSE_SETTLE)
+    assert ctl.calls == ["RELOADING", "fifo p", "abort next", "STOPPING", "fifo p", "fifo q"]
 
 
 def test_chain_reload_uses_c() -> None:
@@ -185,10 +211,12 @@ def test_reloads_during_a_reload_coalesce_into_exactly_one_more() -> None:
     m.request_reload(1.0, ReloadMode.GRACEFUL, "a.py changed")
     for name in ("b", "c", "d"):
         m.request_reload(1.1, ReloadMode.GRACEFUL, f"{name}.py changed")
-    m.stats(1.5, stats(41, 42))
+    m.tick(1.0 + PAUSE_SETTLE)
+    m.stats(1.6, stats(41, 42))
     assert m.state is State.RELOADING  # the queued one started at once
     assert m.reload is not None and m.reload.reason == "d.py changed"
-    m.stats(2.0, stats(51, 52))
+    m.tick(1.6 + PAUSE_SETTLE)
+    m.stats(2.2, stats(51, 52))
     assert m.state is State.RUNNING
     assert ctl.calls.count("fifo r") == 2
 
@@ -257,9 +285,10 @@ def test_every_transition_in_the_table_is_one_the_machine_takes() -> None:
     # start, reload, stop
     m, ctl, logs = running()
     m.request_reload(1.0, ReloadMode.GRACEFUL, "x")
-    m.stats(1.05, stats(41, 42))  # RELOADING -> RUNNING
-    m.request_stop(1.1)
-    m.child_exited(1.2, "exit status 0")
+    m.tick(1.0 + PAUSE_SETTLE)
+    m.stats(1.55, stats(41, 42))  # RELOADING -> RUNNING
+    m.request_stop(1.6)
+    m.child_exited(1.7, "exit status 0")
     taken |= _taken(logs)
     # crashes in every up state; a restart; stop during start and in backoff
     m, ctl, logs = running(make_spec(max_attempts=1, reset_after=60.0))
@@ -290,9 +319,10 @@ def test_every_transition_in_the_table_is_one_the_machine_takes() -> None:
     m.request_reload(1.0, ReloadMode.RESTART, "spec changed")
     m.child_exited(1.1, "exit status 0")  # STOPPING -> STARTING
     m.request_reload(1.2, ReloadMode.GRACEFUL, "x")
-    m.stats(1.3, stats(31, 32))
-    m.request_reload(1.4, ReloadMode.GRACEFUL, "y")
-    m.request_stop(1.5)  # RELOADING -> STOPPING
+    m.tick(1.2 + PAUSE_SETTLE)
+    m.stats(1.75, stats(31, 32))
+    m.request_reload(1.8, ReloadMode.GRACEFUL, "y")
+    m.request_stop(1.9)  # RELOADING -> STOPPING
     taken |= _taken(logs)
     table = {(old, new) for old, news in TRANSITIONS.items() for new in news}
     assert taken == table, f"never taken: {table - taken}; not in the table: {taken - table}"

@@ -75,6 +75,7 @@ def test_a_candidate_that_fails_is_abandoned_and_says_why() -> None:
 def test_a_graceful_reload_that_fails_the_check_is_reported_not_hidden() -> None:
     m, ctl, logs = make_checked_machine()
     m.request_reload(1.0, ReloadMode.GRACEFUL, "blog.py changed")
+    m.tick(1.5)  # the 'r', once the pause settled
     m.stats(2.0, stats(21, 22))
     assert m.state is State.RELOADING and m.probe_due(2.0) == CURRENT
     m.health_result(2.1, CURRENT, False, FAIL)

@@ -49,12 +49,12 @@ def spec_text(tmp: Path, app: Path, socket: str = "", mode: str = "swap", http: 
 
 
 @contextmanager
-def front(tmp: Path, sup: Supervised) -> Iterator[int]:
-    """nginx in front of the app socket; yields its port."""
+def front(tmp: Path, sup: Supervised) -> Iterator[Any]:
+    """nginx in front of the app socket; yields it (its port, its error log)."""
     from kit.nginx import running_nginx
 
     with running_nginx(tmp / "nginx", render_nginx(load_spec(sup.spec))) as nginx:
-        yield nginx.port
+        yield nginx
 
 
 def hammer(port: int, seconds: int) -> Any:
@@ -72,7 +72,8 @@ def test_kill_9_of_the_master_loses_only_what_was_in_flight(short_tmp: Path) -> 
         sup.start()
         sock = sup.runtime_dir / "app.sock"
         before = inode(sock)
-        with front(short_tmp, sup) as port:
+        with front(short_tmp, sup) as nginx:
+            port = nginx.port
             load = hammer(port, 14)
             time.sleep(2.0)
             for crash in range(3):
@@ -99,7 +100,8 @@ def test_swap_loses_nothing_over_unix_and_tcp_sockets(short_tmp: Path, kind: str
     socket = f"127.0.0.1:{free_port()}" if kind == "tcp" else ""
     with Supervised(short_tmp, spec_text(short_tmp, app, socket, "swap")) as sup:
         sup.start()
-        with front(short_tmp, sup) as port:
+        with front(short_tmp, sup) as nginx:
+            port = nginx.port
             load = hammer(port, 14)
             time.sleep(1.5)
             swap_three_times(sup, app, port)
@@ -144,7 +146,8 @@ def test_chain_and_graceful_reloads_keep_the_socket(short_tmp: Path, mode: str) 
         sup.start()
         sock = sup.runtime_dir / "app.sock"
         before = inode(sock)
-        with front(short_tmp, sup) as port:
+        with front(short_tmp, sup) as nginx:
+            port = nginx.port
             load = hammer(port, 10)
             time.sleep(1.5)
             for version in ("v2", "v3"):
@@ -157,7 +160,7 @@ def test_chain_and_graceful_reloads_keep_the_socket(short_tmp: Path, mode: str) 
         assert inode(sock) == before  # `r` re-execs the master: the socket stays
         assert r["requests"] > 500
         if mode == "chain":
-            assert r["failed"] == 0, r
+            assert r["failed"] == 0, (r, nginx.problems(), sup.log()[-3000:])
 
 
 def test_supervisor_killed_and_started_again_without_systemd(short_tmp: Path) -> None:
@@ -168,7 +171,8 @@ def test_supervisor_killed_and_started_again_without_systemd(short_tmp: Path) ->
     with Supervised(short_tmp, spec_text(short_tmp, app, mode="graceful")) as sup:
         sup.start()
         old_master = sup.uwsgi_pid()
-        with front(short_tmp, sup) as port:
+        with front(short_tmp, sup) as nginx:
+            port = nginx.port
             load = hammer(port, 10)
             time.sleep(2.0)
             assert sup.proc is not None

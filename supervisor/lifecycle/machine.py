@@ -26,10 +26,10 @@ from supervisor.spec.model import LiveSpec, ReloadMode, Spec
 KILL_AFTER = 5.0
 # Retry a FIFO write that found no reader (master between execs) this often.
 FIFO_RETRY = 0.05
-# A stop pauses uWSGI ('p') this long before 'q': see "A stop" in docs/architecture.md.
+# A stop ('pq') and a graceful reload ('pr') pause uWSGI this long first: see docs/architecture.md.
 PAUSE_SETTLE = 0.5
 
-FIFO_FOR_MODE = {ReloadMode.GRACEFUL: "r", ReloadMode.CHAIN: "c"}
+FIFO_FOR_MODE = {ReloadMode.GRACEFUL: "pr", ReloadMode.CHAIN: "c"}
 
 
 class Machine(VerifiedCode):
@@ -70,7 +70,7 @@ class Machine(VerifiedCode):
         self.old_pids: frozenset[int] = frozenset()
         self.fifo_due: Optional[str] = None  # a FIFO command still to be written
         self.fifo_retry_at = 0.0
-        self.quit_at: Optional[float] = None  # a stop's 'q', due once the pause settled
+        self.after_pause: Optional[tuple[float, str]] = None  # (when, 'q' or 'r') after a 'p'
         self.stop_intent = StopIntent.EXIT
         self.sigint_sent = False
         self.swap_failed: Optional[str] = None  # why the last swap kept the old master
@@ -145,7 +145,7 @@ class Machine(VerifiedCode):
                 self._started(now)
         elif self.state is State.RELOADING and self.reload is not None:
             fresh = [w for w in stats.workers if w.pid not in self.old_pids]
-            in_place = self.reload.mode is not ReloadMode.SWAP
+            in_place = self.reload.mode is not ReloadMode.SWAP and self.after_pause is None
             done = in_place and stats.all_serving and len(fresh) == len(stats.workers)
             if done and self._verified(now, CURRENT):
                 self._reloaded(now)
@@ -193,8 +193,7 @@ class Machine(VerifiedCode):
         """The uWSGI master exited; `how` says how ("exit status 22", "killed by SIGKILL")."""
         self.ctl.reap_leftovers()
         self.last_exit = how
-        self.fifo_due = None
-        self.quit_at = None
+        self.fifo_due = self.after_pause = None
         if self.state is State.STOPPING:
             if self.stop_intent is StopIntent.RESTART:
                 # STOPPING -> STARTING
@@ -253,8 +252,7 @@ class Machine(VerifiedCode):
             if mode is ReloadMode.SWAP:
                 self.ctl.spawn_next(now)
             else:
-                self.fifo_due = FIFO_FOR_MODE[mode]
-                self._write_fifo(now)
+                self._send(now, FIFO_FOR_MODE[mode])
             self.deadline = now + self.spec.reload_timeout
         elif self.state is State.BACKOFF:
             # New code may be the fix: try it now rather than after the backoff.
@@ -299,10 +297,14 @@ class Machine(VerifiedCode):
         self.sigint_sent = False
         # STARTING/RUNNING/RELOADING -> STOPPING
         self._go(now, State.STOPPING, why)
-        self.fifo_due = "p"  # stop taking connections first: see PAUSE_SETTLE
-        self.quit_at = now + PAUSE_SETTLE
-        self._write_fifo(now)
+        self._send(now, "pq")  # stop taking connections first: see PAUSE_SETTLE
         self.deadline = now + self.spec.stop_timeout
+
+    def _send(self, now: float, commands: str) -> None:
+        """`commands[0]` to the FIFO now; `commands[1]` once its pause settled."""
+        self.fifo_due = commands[0]
+        self.after_pause = (now + PAUSE_SETTLE, commands[1]) if commands[1:] else None
+        self._write_fifo(now)
 
     def _write_fifo(self, now: float) -> None:
         if self.fifo_due is None:
@@ -314,9 +316,9 @@ class Machine(VerifiedCode):
 
     def tick(self, now: float) -> None:
         """Act on deadlines that have passed."""
-        if self.quit_at is not None and now >= self.quit_at:
-            self.quit_at = None
-            self.fifo_due = "q"  # in place of a 'p' never delivered, too
+        if self.after_pause is not None and now >= self.after_pause[0]:
+            self.fifo_due = self.after_pause[1]  # in place of a 'p' never delivered, too
+            self.after_pause = None
             self._write_fifo(now)
         elif self.fifo_due is not None and now >= self.fifo_retry_at:
             self._write_fifo(now)
@@ -356,8 +358,8 @@ class Machine(VerifiedCode):
     def _escalate_stop(self, now: float) -> None:
         """`q` was not enough: SIGINT, then SIGKILL, each after its timeout."""
         if not self.sigint_sent:
-            self.log(f"uWSGI still running {self.spec.stop_timeout:g}s after 'q'; sending SIGINT")
-            self.fifo_due = self.quit_at = None
+            self.log(f"uWSGI still up {self.spec.stop_timeout:g}s into the stop; sending SIGINT")
+            self.fifo_due = self.after_pause = None
             self.ctl.signal_master(signal.SIGINT)
             self.sigint_sent = True
         else:
@@ -366,7 +368,7 @@ class Machine(VerifiedCode):
         self.deadline = now + KILL_AFTER
 
     def next_deadline(self) -> Optional[float]:
-        found = [self.deadline, self.bake_until, self.quit_at]
+        found = [self.deadline, self.bake_until, self.after_pause and self.after_pause[0]]
         if self.fifo_due is not None:
             found.append(self.fifo_retry_at)
         found.append(self.health.deadline())

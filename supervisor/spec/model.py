@@ -244,7 +244,7 @@ class Spec:
     state_dir: Optional[Path] = None
     start_timeout: float = 60.0  # spawn to every worker serving
     reload_timeout: float = 60.0  # reload begun to every worker serving new code
-    stop_timeout: float = 30.0  # `q` sent to SIGINT
+    stop_timeout: float = 30.0  # the stop's `p` to SIGINT
 
     @property
     def watch_paths(self) -> tuple[Path, ...]:

@@ -45,6 +45,7 @@ OWNED_OPTIONS = frozenset(
         "workers",
         "threads",
         "lazy-apps",
+        "lazy",
         "logto",
         "daemonize",
         "pidfile",
@@ -120,6 +121,7 @@ OPTION_KEYS = {
     "chdir": "app.chdir", "module": "app.module", "wsgi-file": "app.module",
     "virtualenv": "app.virtualenv", "home": "app.virtualenv", "venv": "app.virtualenv",
     "env": "app.env", "logto": "logto", "lazy-apps": "watch.reload: chain",
+    "lazy": "watch.reload: chain",
     "uid": "user", "gid": "group", "chmod-socket": "nginx.group", "chown-socket": "nginx.group",
 }  # fmt: skip
 
