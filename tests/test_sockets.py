@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from harness import Supervised, copy_app
@@ -30,6 +30,9 @@ from kit.wait import wait_until
 
 from supervisor.render import render_nginx
 from supervisor.spec.load import load_spec
+
+if TYPE_CHECKING:
+    from kit.nginx import Nginx
 
 pytestmark = pytest.mark.nginx
 
@@ -49,7 +52,7 @@ def spec_text(tmp: Path, app: Path, socket: str = "", mode: str = "swap", http: 
 
 
 @contextmanager
-def front(tmp: Path, sup: Supervised) -> Iterator[Any]:
+def front(tmp: Path, sup: Supervised) -> Iterator[Nginx]:
     """nginx in front of the app socket; yields it (its port, its error log)."""
     from kit.nginx import running_nginx
 
